@@ -1,0 +1,197 @@
+"""The two dataset shapes every reader returns.
+
+* :class:`TrajectoryDataset`: a file of trajectories; ``read(i, times)`` gives ``[T, C, *grid]`` frames of
+  trajectory ``i`` and reads only those frames from disk. Time windows and the "initial state -> state at T"
+  view (``sciml.datasets.windows``) turn it into input/output samples.
+* :class:`PairDataset`: a file of input/output pairs with no time axis (neuraloperator ``.pt`` files);
+  ``__getitem__`` gives ``{"x": [C_in, *grid], "y": [C_out, *grid]}`` directly.
+
+Both hold a :class:`~sciml.datasets.metadata.DatasetMetadata`, check every frame they return for NaN/inf,
+and turn low-level I/O failures into one :class:`~sciml.errors.DataFormatError` that names the file.
+"""
+
+from __future__ import annotations
+
+import abc
+import os
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from sciml.datasets.metadata import DatasetMetadata
+from sciml.errors import DataFormatError
+
+TimeIndex = slice | int
+
+
+def check_finite(array: np.ndarray, path: str, key: str | None, where: str) -> None:
+    """Raise :class:`DataFormatError` if ``array`` holds NaN or inf values."""
+    if array.dtype.kind in "fc" and not np.isfinite(array).all():
+        bad = int(array.size - np.isfinite(array).sum())
+        raise DataFormatError(path, f"{bad} non-finite values (NaN/inf) in {where}", key=key)
+
+
+def _normalize_index(index: int, length: int, path: str) -> int:
+    """Turn a possibly negative sample index into ``0 <= i < length`` or raise ``IndexError``."""
+    if not isinstance(index, int | np.integer):
+        raise TypeError(f"{path}: sample index must be an integer, got {type(index).__name__}")
+    i = int(index)
+    if i < 0:
+        i += length
+    if not 0 <= i < length:
+        raise IndexError(f"{path}: sample index {index} out of range for {length} samples")
+    return i
+
+
+class _FileBacked:
+    """Shared plumbing: the path, a per-process file handle, closing, context management."""
+
+    metadata: DatasetMetadata
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = os.fspath(path)
+        self._handle: Any = None
+        self._handle_pid: int | None = None
+
+    def _open_handle(self) -> Any:
+        """Open the underlying file (readers override this when they keep a handle open)."""
+        return None
+
+    def handle(self) -> Any:
+        """The open file handle of this process, reopened after a fork (DataLoader workers)."""
+        if self._handle is None or self._handle_pid != os.getpid():
+            self._handle = self._open_handle()
+            self._handle_pid = os.getpid()
+        return self._handle
+
+    def close(self) -> None:
+        """Close the underlying file, if open."""
+        handle, self._handle = self._handle, None
+        if handle is not None and hasattr(handle, "close") and self._handle_pid == os.getpid():
+            handle.close()
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_handle"] = None
+        state["_handle_pid"] = None
+        return state
+
+    def __repr__(self) -> str:
+        m = self.metadata
+        return (
+            f"{type(self).__name__}({self.path!r}, n={m.n_trajectories}, times={m.n_times}, "
+            f"fields={list(m.field_names)}, grid={list(m.grid_shape)})"
+        )
+
+
+class TrajectoryDataset(_FileBacked, Dataset, abc.ABC):
+    """A file of trajectories of fields on a grid; item ``i`` is ``{"fields": [T, C, *grid]}``."""
+
+    def __len__(self) -> int:
+        return self.metadata.n_trajectories
+
+    @abc.abstractmethod
+    def _read(self, index: int, times: slice) -> np.ndarray:
+        """Read frames ``times`` of trajectory ``index`` as an array ``[T_sel, C, *grid]``."""
+
+    def read(self, index: int, times: TimeIndex = slice(None)) -> torch.Tensor:
+        """Frames of trajectory ``index`` as a float tensor ``[T_sel, C, *grid]``.
+
+        Only the requested frames are read from disk. ``times`` is a slice (or one frame index, which keeps
+        the time axis with length 1). Raises :class:`DataFormatError` naming the file if the data hold
+        NaN/inf or cannot be read.
+        """
+        m = self.metadata
+        i = _normalize_index(index, m.n_trajectories, self.path)
+        if isinstance(times, int | np.integer):
+            t = int(times) + (m.n_times if times < 0 else 0)
+            if not 0 <= t < m.n_times:
+                raise IndexError(f"{self.path}: time index {times} out of range for {m.n_times} frames")
+            times = slice(t, t + 1)
+        start, stop, step = times.indices(m.n_times)
+        n_sel = len(range(start, stop, step))
+        try:
+            array = self._read(i, slice(start, stop, step))
+        except DataFormatError:
+            raise
+        except (OSError, KeyError, RuntimeError) as err:
+            raise DataFormatError(
+                self.path, f"cannot read trajectory {i} ({type(err).__name__}: {err}); is the file truncated?"
+            ) from err
+        expected = (n_sel, m.n_channels, *m.grid_shape)
+        if tuple(array.shape) != expected:
+            raise DataFormatError(
+                self.path, f"trajectory {i} read with a wrong shape", expected=expected, found=array.shape
+            )
+        check_finite(array, self.path, None, f"trajectory {i}, frames {start}:{stop}:{step}")
+        return torch.from_numpy(np.ascontiguousarray(array, dtype=_float_dtype(array.dtype)))
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return {"fields": self.read(index)}
+
+    def to_xarray(self) -> Any:
+        """This dataset as an ``xarray.Dataset`` with dims ``(sample, time, *spatial_dims)``, read lazily."""
+        from sciml.datasets.xarray_view import trajectories_to_xarray
+
+        return trajectories_to_xarray(self)
+
+
+class PairDataset(_FileBacked, Dataset, abc.ABC):
+    """A file of input/output pairs without a time axis; item ``i`` is ``{"x": ..., "y": ...}``.
+
+    ``metadata`` describes the input ``x``; ``output_metadata`` describes ``y``.
+    """
+
+    output_metadata: DatasetMetadata
+
+    def __len__(self) -> int:
+        return self.metadata.n_trajectories
+
+    @abc.abstractmethod
+    def _read_pair(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Read pair ``index`` as arrays ``([C_in, *grid], [C_out, *grid])``."""
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        i = _normalize_index(index, len(self), self.path)
+        try:
+            x, y = self._read_pair(i)
+        except DataFormatError:
+            raise
+        except (OSError, KeyError, RuntimeError) as err:
+            raise DataFormatError(self.path, f"cannot read sample {i} ({type(err).__name__}: {err})") from err
+        for name, array, meta in (("x", x, self.metadata), ("y", y, self.output_metadata)):
+            expected = (meta.n_channels, *meta.grid_shape)
+            if tuple(array.shape) != expected:
+                raise DataFormatError(
+                    self.path,
+                    f"sample {i} read with a wrong shape",
+                    key=name,
+                    expected=expected,
+                    found=array.shape,
+                )
+            check_finite(array, self.path, name, f"sample {i}")
+        return {
+            "x": torch.from_numpy(np.ascontiguousarray(x, dtype=_float_dtype(x.dtype))),
+            "y": torch.from_numpy(np.ascontiguousarray(y, dtype=_float_dtype(y.dtype))),
+        }
+
+    def to_xarray(self) -> Any:
+        """This dataset as an ``xarray.Dataset`` of the inputs and outputs over ``(sample, *grid)``."""
+        from sciml.datasets.xarray_view import pairs_to_xarray
+
+        return pairs_to_xarray(self)
+
+
+def _float_dtype(dtype: np.dtype) -> np.dtype:
+    """Floating dtype a tensor of this data should have (bool/int data become float32)."""
+    if dtype.kind == "f" and dtype.itemsize >= 4:
+        return dtype
+    return np.dtype(np.float32)

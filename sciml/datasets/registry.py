@@ -1,0 +1,91 @@
+"""Format detection: ``sciml.datasets.open(path)`` picks the reader that recognizes a file.
+
+Each reader class registers itself with :func:`register_reader`. Detection never trusts the suffix alone:
+a reader's ``sniff(path, header)`` looks at the first bytes (and, for HDF5, the keys) of the file.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+from sciml.errors import DataFormatError
+
+HEADER_BYTES = 1024
+
+
+class Reader(Protocol):
+    """What a reader class offers to the registry."""
+
+    format_name: str
+    suffixes: tuple[str, ...]
+
+    @classmethod
+    def sniff(cls, path: Path, header: bytes) -> bool:
+        """Whether this reader recognizes the file (from its first bytes and, if needed, its keys)."""
+
+    def __init__(self, path: str | os.PathLike[str], **options: Any) -> None: ...
+
+
+_READERS: dict[str, type] = {}
+
+
+def register_reader(cls: type) -> type:
+    """Class decorator that makes a reader known to :func:`open_dataset`."""
+    _READERS[cls.format_name] = cls
+    return cls
+
+
+def available_formats() -> list[str]:
+    """Names of every registered format."""
+    _load_builtin_readers()
+    return sorted(_READERS)
+
+
+def _load_builtin_readers() -> None:
+    """Import the modules of the built-in readers (they register themselves)."""
+    import sciml.datasets.readers  # noqa: F401
+
+
+def open_dataset(path: str | os.PathLike[str], format: str | None = None, **options: Any) -> Any:
+    """Open a dataset file in any supported format and return a lazy dataset object.
+
+    Args:
+        path: the file.
+        format: force a reader by name (see :func:`available_formats`); detected from the file when omitted.
+        **options: passed to the reader (e.g. ``field`` names, ``key`` names).
+
+    Raises:
+        DataFormatError: the file does not exist, is empty, or no reader recognizes it.
+    """
+    _load_builtin_readers()
+    p = Path(path)
+    if not p.exists():
+        raise DataFormatError(p, "no such file")
+    if format is not None:
+        if format not in _READERS:
+            raise DataFormatError(
+                p, "unknown format name", expected=f"one of {sorted(_READERS)}", found=format
+            )
+        return _READERS[format](p, **options)
+    if p.is_dir():
+        raise DataFormatError(p, "is a folder; open one of the data files inside it")
+    with open(p, "rb") as fh:
+        header = fh.read(HEADER_BYTES)
+    if not header:
+        raise DataFormatError(p, "the file is empty")
+    candidates = sorted(_READERS.values(), key=lambda r: p.suffix.lower() not in r.suffixes)
+    for reader in candidates:
+        if reader.sniff(p, header):
+            return reader(p, **options)
+    raise DataFormatError(
+        p,
+        "unknown or unreadable format",
+        expected=("FNO .mat (v5/v7.3), neuraloperator .pt, PDEBench or The Well HDF5, netCDF, or .npy"),
+        found=f"suffix {p.suffix!r}, first bytes {header[:16]!r}",
+    )
+
+
+Sniffer = Callable[[Path, bytes], bool]
