@@ -7,7 +7,7 @@ from sciml.datasets.base import PairDataset, TrajectoryDataset
 from sciml.datasets.metadata import DatasetMetadata
 from sciml.datasets.registry import available_formats, open_dataset, register_reader
 
-open = open_dataset  # noqa: A001  (the documented entry point: sciml.datasets.open)
+open = open_dataset
 
 __all__ = [
     "DatasetMetadata",

@@ -116,10 +116,18 @@ class TrajectoryDataset(_FileBacked, Dataset, abc.ABC):
             if not 0 <= t < m.n_times:
                 raise IndexError(f"{self.path}: time index {times} out of range for {m.n_times} frames")
             times = slice(t, t + 1)
-        start, stop, step = times.indices(m.n_times)
-        n_sel = len(range(start, stop, step))
+        frames = range(*times.indices(m.n_times))
+        n_sel = len(frames)
+        reverse = frames.step < 0 and n_sel > 0
+        if reverse:  # readers only see ascending slices; a reversed request is read forward, then flipped
+            frames = frames[::-1]
+        start, stop, step = frames.start, frames.stop, frames.step
+        if n_sel == 0:
+            start, stop, step = 0, 0, 1
         try:
             array = self._read(i, slice(start, stop, step))
+            if reverse:
+                array = array[::-1]
         except DataFormatError:
             raise
         except (OSError, KeyError, RuntimeError) as err:

@@ -7,11 +7,10 @@ a reader's ``sniff(path, header)`` looks at the first bytes (and, for HDF5, the 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from sciml.errors import DataFormatError
+from sciml.errors import ConfigError, DataFormatError
 
 HEADER_BYTES = 1024
 
@@ -69,7 +68,7 @@ def open_dataset(path: str | os.PathLike[str], format: str | None = None, **opti
             raise DataFormatError(
                 p, "unknown format name", expected=f"one of {sorted(_READERS)}", found=format
             )
-        return _READERS[format](p, **options)
+        return _construct(_READERS[format], p, options)
     if p.is_dir():
         raise DataFormatError(p, "is a folder; open one of the data files inside it")
     with open(p, "rb") as fh:
@@ -79,7 +78,21 @@ def open_dataset(path: str | os.PathLike[str], format: str | None = None, **opti
     candidates = sorted(_READERS.values(), key=lambda r: p.suffix.lower() not in r.suffixes)
     for reader in candidates:
         if reader.sniff(p, header):
-            return reader(p, **options)
+            return _construct(reader, p, options)
+    if _looks_like_hdf5(header):
+        import h5py
+
+        try:
+            with h5py.File(p, "r") as fh:
+                keys = sorted(fh.keys())
+        except OSError as err:
+            raise DataFormatError(p, f"an HDF5 file that cannot be opened; is it truncated? ({err})") from err
+        raise DataFormatError(
+            p,
+            "an HDF5 file in no known layout",
+            expected="The Well (t0_fields/...), PDEBench (density/Vx..., velocity/particles, or 0000/data)",
+            found=f"top-level keys {keys}",
+        )
     raise DataFormatError(
         p,
         "unknown or unreadable format",
@@ -88,4 +101,23 @@ def open_dataset(path: str | os.PathLike[str], format: str | None = None, **opti
     )
 
 
-Sniffer = Callable[[Path, bytes], bool]
+def _construct(reader: type, path: Path, options: dict[str, Any]) -> Any:
+    """Instantiate a reader; an unknown option is a ConfigError naming the reader's options."""
+    import inspect
+
+    params = inspect.signature(reader.__init__).parameters
+    accepts_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
+    valid = [name for name in params if name not in ("self", "path")]
+    for key in options:
+        if not accepts_any and key not in valid:
+            raise ConfigError(
+                f"{path}: reader {reader.format_name!r} has no option {key!r}; "
+                f"options: {', '.join(valid) or 'none'}"
+            )
+    return reader(path, **options)
+
+
+def _looks_like_hdf5(header: bytes) -> bool:
+    """HDF5 signature at offset 0 or at a power-of-two user-block offset within the header."""
+    signature = b"\x89HDF\r\n\x1a\n"
+    return any(header[offset : offset + 8] == signature for offset in (0, 512))

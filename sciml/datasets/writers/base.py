@@ -59,7 +59,11 @@ class TrajectoryWriter(abc.ABC):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if self.tmp_path.exists():
             self.tmp_path.unlink()
-        self._create()
+        try:
+            self._create()
+        except BaseException:
+            self.tmp_path.unlink(missing_ok=True)
+            raise
 
     @abc.abstractmethod
     def _create(self) -> None:

@@ -1,0 +1,134 @@
+"""Strict dataclass configs read from YAML: unknown keys are errors that name the nearest valid key.
+
+Used by dataset recipes now and by run configs (``python -m sciml.train``); YAML is read with
+``yaml.safe_load`` only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from sciml.errors import ConfigError
+
+T = TypeVar("T")
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping with ``yaml.safe_load``; a ConfigError names the file on any problem."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{p}: no such config file")
+    try:
+        data = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{p}: not valid YAML ({err})") from err
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: expected a mapping of sections at the top, found {type(data).__name__}")
+    return data
+
+
+def nearest(name: str, valid: typing.Iterable[str]) -> str:
+    """A hint naming the valid key closest to ``name`` (or listing the valid keys)."""
+    valid = list(valid)
+    close = difflib.get_close_matches(name, valid, n=1, cutoff=0.5)
+    if close:
+        return f"did you mean {close[0]!r}?"
+    return f"valid keys: {', '.join(sorted(valid))}"
+
+
+def from_dict(cls: type[T], data: Mapping[str, Any] | None, where: str) -> T:
+    """Build dataclass ``cls`` from a mapping, recursively and strictly.
+
+    Unknown keys raise :class:`ConfigError` naming the nearest valid key; values are checked against the
+    field types (ints are accepted where floats are expected, and nested dataclasses are built from
+    mappings). ``where`` names the place in the file (e.g. ``"recipe.yaml: solver"``) for the message.
+    """
+    data = {} if data is None else data
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where}: expected a mapping, found {type(data).__name__} {data!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in fields:
+            raise ConfigError(f"{where}: unknown key {key!r}; {nearest(str(key), fields)}")
+        kwargs[key] = _coerce(value, hints[key], f"{where}.{key}")
+    missing = [
+        name
+        for name, f in fields.items()
+        if name not in kwargs
+        and f.default is dataclasses.MISSING
+        and f.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        raise ConfigError(f"{where}: missing required key(s) {', '.join(missing)}")
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as err:
+        if isinstance(err, ConfigError):
+            raise
+        raise ConfigError(f"{where}: {err}") from err
+
+
+def _coerce(value: Any, annotation: Any, where: str) -> Any:
+    """Check ``value`` against a type annotation, converting where YAML is looser (int -> float)."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if annotation is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for option in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(value, option, where)
+            except ConfigError as err:
+                errors.append(str(err))
+        raise ConfigError(errors[0] if len(errors) == 1 else f"{where}: {value!r} matches none of {args}")
+    if dataclasses.is_dataclass(annotation):
+        return from_dict(annotation, value, where)
+    if origin is typing.Literal:
+        if value not in args:
+            raise ConfigError(f"{where}: {value!r} is not one of {list(args)}")
+        return value
+    if origin in (list, tuple):
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{where}: expected a list, found {value!r}")
+        item = args[0] if args else Any
+        items = [_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+        return items if origin is list else tuple(items)
+    if origin in (dict, Mapping):
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{where}: expected a mapping, found {value!r}")
+        return dict(value)
+    if annotation is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{where}: expected a number, found {value!r}")
+        return float(value)
+    if annotation is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, found {value!r}")
+        return value
+    if annotation is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, found {value!r}")
+        return value
+    if annotation is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, found {value!r}")
+        return value
+    return value
+
+
+def to_dict(obj: Any) -> dict[str, Any]:
+    """A dataclass config as plain dicts/lists (what YAML and JSON hold)."""
+    return dataclasses.asdict(obj)

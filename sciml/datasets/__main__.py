@@ -1,0 +1,68 @@
+"""Command line of the datasets package.
+
+``python -m sciml.datasets generate datasets/<recipe>.yaml [--out PATH] [--format well|mat]`` runs a recipe;
+``python -m sciml.datasets info FILE`` prints what a reader finds in a data file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from sciml.errors import SciMLError
+
+logger = logging.getLogger("sciml.datasets")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the process exit code."""
+    parser = argparse.ArgumentParser(prog="python -m sciml.datasets", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    gen = sub.add_parser("generate", help="generate a dataset from a recipe YAML")
+    gen.add_argument("recipe", help="recipe file, e.g. datasets/ns_quick.yaml")
+    gen.add_argument("--out", help="output file (default: the cache, .cache/sciml or $SCIML_CACHE)")
+    gen.add_argument(
+        "--format", default="well", choices=["well", "mat"], help="The Well HDF5 or FNO .mat v7.3"
+    )
+    gen.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
+    gen.add_argument("--n", type=int, help="number of trajectories (overrides the recipe)")
+    gen.add_argument("--seed", type=int, help="seed (overrides the recipe)")
+    gen.add_argument("--no-progress", action="store_true", help="no progress bar")
+    info = sub.add_parser("info", help="print the metadata a reader finds in a file")
+    info.add_argument("path")
+    info.add_argument("--format", help="force a reader")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        if args.command == "generate":
+            from sciml.datasets.generate import generate
+            from sciml.datasets.recipes import Recipe
+
+            path = generate(
+                Recipe.from_yaml(args.recipe),
+                args.out,
+                file_format=args.format,
+                device=args.device,
+                n_trajectories=args.n,
+                seed=args.seed,
+                progress=not args.no_progress,
+            )
+            print(path)
+        else:
+            from sciml.datasets.registry import open_dataset
+
+            with open_dataset(args.path, format=args.format) as ds:
+                meta = ds.metadata.to_dict()
+                for key in ("coords",):
+                    meta[key] = {k: f"{len(v)} values" for k, v in meta[key].items()}
+                print(json.dumps(meta, indent=2, default=str))
+    except SciMLError as err:
+        logger.error("%s", err)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

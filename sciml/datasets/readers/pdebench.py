@@ -1,0 +1,776 @@
+"""PDEBench HDF5 files, read lazily with h5py.
+
+Three layouts of PDEBench's 2D fluid data, one reader class each (registered separately):
+
+* :class:`PDEBenchCFDReader` (``"pdebench_cfd"``): 2D compressible Navier-Stokes, ``2D_CFD_*.hdf5``.
+  Root datasets ``density``, ``pressure``, ``Vx``, ``Vy`` of shape ``(N, T, X, Y)``; ``t-coordinate``
+  ``(T+1,)``, ``x-coordinate`` ``(X,)``, ``y-coordinate`` ``(Y,)`` (cell centres); root attributes such as
+  ``eta``, ``zeta``, ``M``.
+* :class:`PDEBenchIncompressibleReader` (``"pdebench_incompressible"``): 2D incompressible inhomogeneous
+  Navier-Stokes, ``ns_incom_inhom_2d_512-*.h5``. ``velocity (B, T, X, Y, 2)``, ``particles (B, T, X, Y, 1)``,
+  ``force (B, X, Y, 2)``, ``t (B, T)``; the generator's configuration as YAML text in the root attribute
+  ``config``.
+* :class:`PDEBenchSeedsReader` (``"pdebench_seeds"``): the per-seed layout of the other 2D sets
+  (diffusion-reaction, shallow water): groups ``"0000"``, ``"0001"``, ... each holding ``data (T, X, Y, C)``
+  and ``grid/x``, ``grid/y``, ``grid/t``.
+
+Every reader keeps one h5py file handle per process (:meth:`handle`) and reads only the frames asked for.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import torch
+import yaml
+
+from sciml.datasets.base import TrajectoryDataset, check_finite
+from sciml.datasets.metadata import DatasetMetadata
+from sciml.datasets.registry import register_reader
+from sciml.errors import DataFormatError
+
+logger = logging.getLogger(__name__)
+
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+HDF5_SUFFIXES = (".hdf5", ".h5", ".he5", ".hdf")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Shared helpers
+# ----------------------------------------------------------------------------------------------------------
+def looks_like_hdf5(path: Path, header: bytes) -> bool:
+    """Whether ``path`` is a plain HDF5 file (not a MATLAB v7.3 ``.mat``, which carries a user block).
+
+    The HDF5 signature sits at offset 0, or at 512, 1024, 2048, ... after a user block.
+    """
+    if header.startswith(b"MATLAB"):
+        return False
+    for offset in range(0, len(header) - len(HDF5_SIGNATURE) + 1, 512):
+        if header[offset : offset + len(HDF5_SIGNATURE)] == HDF5_SIGNATURE:
+            return True
+    if len(header) < 1024:
+        return False
+    try:  # signature beyond the header bytes we were given (user block >= 1024 bytes)
+        return bool(h5py.is_hdf5(path))
+    except Exception:  # pragma: no cover - is_hdf5 only fails on unreadable files
+        return False
+
+
+def peek_hdf5(path: Path, header: bytes, test: Callable[[h5py.File], bool]) -> bool:
+    """Open ``path`` read-only and apply ``test`` to it; ``False`` on any failure (for ``sniff``).
+
+    netCDF-4 files (HDF5 underneath, root attribute ``_NCProperties``) are left to the netCDF reader.
+    """
+    if not looks_like_hdf5(path, header):
+        return False
+    try:
+        with h5py.File(path, "r") as f:
+            if "_NCProperties" in f.attrs:
+                return False
+            return bool(test(f))
+    except Exception:  # a sniffer never raises: unreadable means "not mine"
+        return False
+
+
+def open_hdf5(path: str | os.PathLike[str]) -> h5py.File:
+    """Open an HDF5 file read-only, turning h5py's errors into :class:`DataFormatError`."""
+    try:
+        return h5py.File(path, "r")
+    except FileNotFoundError as err:
+        raise DataFormatError(path, "no such file") from err
+    except OSError as err:
+        raise DataFormatError(
+            path, f"cannot open as HDF5 ({err}); is the file truncated or still being written?"
+        ) from err
+
+
+def key_of(obj: h5py.HLObject) -> str:
+    """The path of an HDF5 object inside its file, without the leading slash."""
+    return (obj.name or "").lstrip("/")
+
+
+def require_dataset(
+    group: h5py.Group, key: str, path: str, *, ndim: int | None = None, what: str = ""
+) -> h5py.Dataset:
+    """``group[key]`` as a dataset, or a :class:`DataFormatError` naming the file and the key."""
+    full = f"{key_of(group)}/{key}".lstrip("/")
+    try:
+        obj = group.get(key)
+    except (OSError, KeyError, RuntimeError) as err:
+        raise DataFormatError(path, f"cannot read ({err})", key=full) from err
+    if obj is None:
+        raise DataFormatError(path, "missing", key=full, expected=what or "a dataset", found="nothing")
+    if not isinstance(obj, h5py.Dataset):
+        raise DataFormatError(path, "not a dataset", key=full, expected=what or "a dataset", found="a group")
+    if ndim is not None and obj.ndim != ndim:
+        raise DataFormatError(
+            path,
+            "wrong number of dimensions",
+            key=full,
+            expected=f"{ndim} axes{f' ({what})' if what else ''}",
+            found=f"shape {obj.shape}",
+        )
+    return obj
+
+
+def require_group(group: h5py.Group, key: str, path: str) -> h5py.Group:
+    """``group[key]`` as a group, or a :class:`DataFormatError` naming the file and the key."""
+    full = f"{key_of(group)}/{key}".lstrip("/")
+    try:
+        obj = group.get(key)
+    except (OSError, KeyError, RuntimeError) as err:
+        raise DataFormatError(path, f"cannot read ({err})", key=full) from err
+    if not isinstance(obj, h5py.Group):
+        raise DataFormatError(
+            path,
+            "missing group",
+            key=full,
+            expected="a group",
+            found="nothing" if obj is None else "a dataset",
+        )
+    return obj
+
+
+def read_array(dataset: h5py.Dataset, path: str, selection: Any = ()) -> np.ndarray:
+    """Read ``dataset[selection]``, turning low-level failures into :class:`DataFormatError`."""
+    try:
+        return np.asarray(dataset[selection])
+    except (OSError, RuntimeError, ValueError, TypeError) as err:
+        raise DataFormatError(
+            path, f"cannot read ({type(err).__name__}: {err}); is the file truncated?", key=key_of(dataset)
+        ) from err
+
+
+def frame_selection(times: slice) -> tuple[slice, bool, int]:
+    """Turn a normalized frame slice into an ascending HDF5 slice.
+
+    Returns ``(h5_slice, reverse, count)``: read ``h5_slice`` and flip the time axis when ``reverse``.
+    ``times`` comes from ``slice.indices`` (h5py accepts only positive steps, so negative ones are read
+    ascending and reversed).
+    """
+    frames = range(times.start, times.stop, times.step)
+    n = len(frames)
+    if n == 0:
+        return slice(0, 0), False, 0
+    if times.step > 0:
+        return slice(frames[0], frames[-1] + 1, times.step), False, n
+    return slice(frames[-1], frames[0] + 1, -times.step), True, n
+
+
+def as_str(value: Any) -> str:
+    """Decode an HDF5 string attribute (``str``, ``bytes``, numpy string scalar or 1-element array)."""
+    if isinstance(value, np.ndarray) and value.size == 1:
+        value = value.reshape(()).item()
+    if isinstance(value, bytes | np.bytes_):
+        return bytes(value).decode("utf-8", errors="replace")
+    return str(value)
+
+
+def as_str_list(value: Any) -> list[str]:
+    """Decode an HDF5 list-of-strings attribute (array of bytes/str, or one string)."""
+    if value is None:
+        return []
+    if isinstance(value, str | bytes | np.bytes_ | np.str_):
+        return [as_str(value)]
+    return [as_str(v) for v in np.asarray(value).reshape(-1)]
+
+
+def plain_scalar(value: Any) -> Any:
+    """A Python scalar for a numeric or string HDF5 attribute, or ``None`` when it is not a scalar."""
+    if isinstance(value, np.ndarray):
+        if value.size != 1:
+            return None
+        value = value.reshape(()).item()
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", errors="replace")
+    if isinstance(value, bool | int | float | str):
+        return value
+    return None
+
+
+def domain_length(coord: np.ndarray, *, cell_centred: bool, periodic: bool) -> float:
+    """Length of the box spanned by 1D coordinates.
+
+    For cell-centred or periodic grids that is ``n * dx`` (the cells cover the box, or the period);
+    otherwise the span of the points, ``coord[-1] - coord[0]``.
+    """
+    c = np.asarray(coord, dtype=np.float64).reshape(-1)
+    if c.size < 2:
+        return float("nan")
+    if cell_centred or periodic:
+        return float(c.size * (c[-1] - c[0]) / (c.size - 1))
+    return float(c[-1] - c[0])
+
+
+def periodic_tuple(
+    value: bool | Sequence[bool], n: int, path: str, name: str = "periodic"
+) -> tuple[bool, ...]:
+    """Broadcast a ``periodic`` option (one bool, or one per axis) to ``n`` axes."""
+    if isinstance(value, bool | np.bool_):
+        return (bool(value),) * n
+    values = tuple(bool(v) for v in value)
+    if len(values) != n:
+        raise DataFormatError(path, f"option {name}= has the wrong length", expected=n, found=len(values))
+    return values
+
+
+def _select_channels(
+    available: Sequence[str],
+    requested: Iterable[str] | str | None,
+    aliases: dict[str, Sequence[str]],
+    path: str,
+) -> list[int]:
+    """Indices into ``available`` for the requested channel names (``aliases`` maps a name to several)."""
+    if requested is None:
+        return list(range(len(available)))
+    if isinstance(requested, str):
+        requested = [requested]
+    indices: list[int] = []
+    for name in requested:
+        targets = aliases.get(name, [name])
+        for target in targets:
+            if target not in available:
+                raise DataFormatError(
+                    path, "unknown field in option fields=", expected=f"one of {list(available)}", found=name
+                )
+            indices.append(available.index(target))
+    if not indices:
+        raise DataFormatError(path, "option fields= selects no channel", expected="at least one field name")
+    if len(set(indices)) != len(indices):
+        raise DataFormatError(path, "option fields= names a channel twice", found=list(requested))
+    return indices
+
+
+class _HDF5Trajectories(TrajectoryDataset):
+    """A trajectory file read through one h5py handle per process."""
+
+    format_name = ""
+    suffixes: tuple[str, ...] = HDF5_SUFFIXES
+
+    def _open_handle(self) -> h5py.File:
+        return open_hdf5(self.path)
+
+    def _file(self) -> h5py.File:
+        return self.handle()
+
+    @contextlib.contextmanager
+    def _closed_on_error(self) -> Iterator[None]:
+        """Close the file handle when opening fails, so that no handle outlives a failed constructor."""
+        try:
+            yield
+        except BaseException:
+            self.close()
+            raise
+
+    def _checked(self, array: np.ndarray, key: str, index: int, times: slice) -> np.ndarray:
+        check_finite(
+            array, self.path, key, f"trajectory {index}, frames {times.start}:{times.stop}:{times.step}"
+        )
+        return array
+
+
+# ----------------------------------------------------------------------------------------------------------
+# 2D compressible CFD
+# ----------------------------------------------------------------------------------------------------------
+_CFD_FIELDS = ("density", "pressure", "Vx", "Vy")
+_CFD_CHANNELS = {"density": "density", "pressure": "pressure", "Vx": "velocity_x", "Vy": "velocity_y"}
+_CFD_NAME_PARAMS = re.compile(r"(?:^|_)(M|Eta|Zeta)([0-9.]+(?:[eE][-+]?[0-9]+)?)(?=_|$)")
+
+
+@register_reader
+class PDEBenchCFDReader(_HDF5Trajectories):
+    """PDEBench 2D compressible Navier-Stokes (``2D_CFD_*.hdf5``), read lazily.
+
+    Layout read: root datasets ``density``, ``pressure``, ``Vx``, ``Vy`` each ``(N, T, X, Y)``;
+    ``t-coordinate (T+1,)``, ``x-coordinate (X,)``, ``y-coordinate (Y,)`` (cell centres); root attributes
+    (e.g. ``eta``, ``zeta``, ``M``) become ``metadata.parameters``.
+
+    Channels are ``density, pressure, velocity_x, velocity_y`` (from ``density, pressure, Vx, Vy``).
+
+    Time stamps: PDEBench's generator (``CFD_multi_Hydra.py``) stores ``it_tot`` frames at ``i * dt_save``
+    but saves ``t-coordinate = arange(it_tot + 1) * dt_save``, one entry more than there are frames; its own
+    training loader ignores ``t-coordinate``. ``metadata.times`` is therefore ``t-coordinate[:T]``.
+
+    Boundaries: the released 2D CFD sets (``Rand``, ``Turb``) were generated with ``bc: periodic``, so both
+    axes are periodic by default; pass ``periodic=False`` (or one flag per axis) for other runs. When the
+    option is left out and the file name carries the token ``trans`` (PDEBench's outgoing boundaries), the
+    axes are taken as non-periodic.
+
+    Viscosity: the generator applies ``eta`` as a kinematic shear viscosity (``dv/dt = eta Lap v``), so
+    ``metadata.viscosity = eta`` when present. ``eta``, ``zeta`` and ``M`` missing from the root attributes
+    are read from the file name (``..._M0.1_Eta0.01_Zeta0.01_...``) as a fallback.
+
+    Args:
+        path: the file.
+        fields: channels to read, by name (``"density"``, ``"pressure"``, ``"Vx"``/``"velocity_x"``,
+            ``"Vy"``/``"velocity_y"``, or ``"velocity"`` for both components), in the order given.
+        periodic: periodicity of ``(x, y)``; one bool or one per axis.
+    """
+
+    format_name = "pdebench_cfd"
+
+    @classmethod
+    def sniff(cls, path: Path, header: bytes) -> bool:
+        """An HDF5 file with root datasets ``density``, ``pressure`` and ``Vx``."""
+        return peek_hdf5(path, header, lambda f: all(k in f for k in ("density", "pressure", "Vx")))
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        fields: Sequence[str] | str | None = None,
+        periodic: bool | Sequence[bool] | None = None,
+    ) -> None:
+        super().__init__(path)
+        with self._closed_on_error():
+            f = self._file()
+            p = self.path
+            first = require_dataset(f, "density", p, what="(N, T, X, Y)")
+            if first.ndim != 4:
+                raise DataFormatError(
+                    p,
+                    "only the 2D compressible CFD layout is supported (1D and 3D PDEBench CFD files are not)",
+                    key="density",
+                    expected="4 axes (N, T, X, Y)",
+                    found=f"shape {first.shape}",
+                )
+            shape = tuple(int(n) for n in first.shape)
+            for name in _CFD_FIELDS:
+                ds = require_dataset(f, name, p, ndim=4, what="(N, T, X, Y)")
+                if tuple(ds.shape) != shape:
+                    raise DataFormatError(
+                        p, "shape differs from density's", key=name, expected=shape, found=tuple(ds.shape)
+                    )
+            n, n_t, nx, ny = shape
+            all_channels = [_CFD_CHANNELS[name] for name in _CFD_FIELDS]
+            aliases = {"Vx": ["velocity_x"], "Vy": ["velocity_y"], "velocity": ["velocity_x", "velocity_y"]}
+            self._channels = _select_channels(all_channels, fields, aliases, p)
+            self._keys = [_CFD_FIELDS[c] for c in self._channels]
+
+            x = read_array(require_dataset(f, "x-coordinate", p, ndim=1, what="(X,)"), p).astype(np.float64)
+            y = read_array(require_dataset(f, "y-coordinate", p, ndim=1, what="(Y,)"), p).astype(np.float64)
+            for key, coord, size in (("x-coordinate", x, nx), ("y-coordinate", y, ny)):
+                if coord.shape != (size,):
+                    raise DataFormatError(p, "wrong length", key=key, expected=(size,), found=coord.shape)
+            times = None
+            if "t-coordinate" in f:
+                t = read_array(require_dataset(f, "t-coordinate", p, ndim=1, what="(T+1,)"), p).astype(
+                    np.float64
+                )
+                if t.shape[0] < n_t:
+                    raise DataFormatError(
+                        p,
+                        "fewer time stamps than frames",
+                        key="t-coordinate",
+                        expected=f">= {n_t}",
+                        found=t.shape,
+                    )
+                times = t[:n_t]
+            else:
+                logger.warning("%s: no 't-coordinate'; frame times unknown", p)
+
+            parameters = _root_parameters(f)
+            for name, value in _cfd_parameters_from_name(Path(p).name).items():
+                parameters.setdefault(name, value)
+            if periodic is None:
+                periodic = "trans" not in re.split(r"[_.\-]", Path(p).stem)
+            per = periodic_tuple(periodic, 2, p)
+            eta = parameters.get("eta")
+            self.metadata = DatasetMetadata(
+                path=p,
+                format=self.format_name,
+                field_names=tuple(all_channels[c] for c in self._channels),
+                spatial_dims=("x", "y"),
+                grid_shape=(nx, ny),
+                n_trajectories=n,
+                n_times=n_t,
+                coords={"x": x, "y": y},
+                times=times,
+                periodic=per,
+                domain_lengths=(
+                    domain_length(x, cell_centred=True, periodic=per[0]),
+                    domain_length(y, cell_centred=True, periodic=per[1]),
+                ),
+                viscosity=float(eta) if isinstance(eta, int | float) else None,
+                parameters=parameters,
+            )
+            logger.debug("opened %s as %s", p, self)
+
+    def _read(self, index: int, times: slice) -> np.ndarray:
+        sel, reverse, n_sel = frame_selection(times)
+        nx, ny = self.metadata.grid_shape
+        if n_sel == 0:
+            return np.empty((0, len(self._keys), nx, ny), dtype=np.float32)
+        f = self._file()
+        blocks = []
+        for key in self._keys:
+            block = read_array(f[key], self.path, (index, sel))  # (T_sel, X, Y)
+            blocks.append(self._checked(block, key, index, times))
+        out = np.stack(blocks, axis=1)
+        return out[::-1] if reverse else out
+
+
+def _root_parameters(f: h5py.File) -> dict[str, Any]:
+    """Scalar numeric root attributes of a file, as Python scalars."""
+    out: dict[str, Any] = {}
+    for name, value in f.attrs.items():
+        scalar = plain_scalar(value)
+        if isinstance(scalar, bool | int | float):
+            out[name] = scalar
+    return out
+
+
+def _cfd_parameters_from_name(name: str) -> dict[str, float]:
+    """``M``, ``eta``, ``zeta`` from a PDEBench CFD file name (``2D_CFD_Rand_M0.1_Eta0.01_Zeta0.01_...``)."""
+    out: dict[str, float] = {}
+    for key, value in _CFD_NAME_PARAMS.findall(Path(name).stem):
+        try:
+            out[key if key == "M" else key.lower()] = float(value)
+        except ValueError:
+            continue
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------
+# 2D incompressible NS
+# ----------------------------------------------------------------------------------------------------------
+_INCOMP_CHANNELS = ("velocity_x", "velocity_y", "particles")
+
+
+@register_reader
+class PDEBenchIncompressibleReader(_HDF5Trajectories):
+    """PDEBench 2D incompressible inhomogeneous Navier-Stokes (``ns_incom_inhom_2d_512-*.h5``), read lazily.
+
+    Layout read: ``velocity (B, T, X, Y, 2)``, ``particles (B, T, X, Y, 1)`` (a passive tracer density),
+    ``force (B, X, Y, 2)`` (a constant body force per sample, see :meth:`forcing`), ``t (B, T)``; optional
+    root attributes ``config`` (the generator's YAML configuration) and ``latestIndex``.
+
+    Channels: ``velocity_x, velocity_y, particles`` (option ``fields=``; ``"velocity"`` selects both
+    components). Boundaries are not periodic (PDEBench uses zero-velocity walls).
+
+    Times are stored per sample; ``metadata.times`` holds sample 0's, and opening the file checks that all
+    samples share them (a warning is logged otherwise; :meth:`times_of` gives each sample's).
+
+    The file holds no spatial coordinates: the grid is taken as cell centres ``(i + 1/2) L / X`` on a box of
+    ``domain_lengths`` (default: ``domain_size`` from the embedded configuration, else ``(1, 1)``). Note that
+    PDEBench's generator builds its phiflow grids with bounds ``[0, X] x [0, Y]`` while the configuration
+    lists ``domain_size: [1, 1]``; pass ``domain_lengths=`` when the physical box matters.
+    The configuration's ``NU`` becomes ``metadata.viscosity``; its other scalars go to ``parameters``.
+
+    A file whose ``latestIndex`` attribute shows an unfinished run holds zeros after that frame;
+    only frames ``0..latestIndex`` are exposed (with a warning).
+
+    Args:
+        path: the file.
+        fields: channels to read, by name, in the order given.
+        domain_lengths: physical box ``(Lx, Ly)``.
+    """
+
+    format_name = "pdebench_incompressible"
+
+    @classmethod
+    def sniff(cls, path: Path, header: bytes) -> bool:
+        """An HDF5 file with a root dataset ``velocity`` beside ``particles`` or ``force``."""
+        return peek_hdf5(
+            path,
+            header,
+            lambda f: isinstance(f.get("velocity"), h5py.Dataset) and ("particles" in f or "force" in f),
+        )
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        fields: Sequence[str] | str | None = None,
+        domain_lengths: tuple[float, float] | None = None,
+    ) -> None:
+        super().__init__(path)
+        with self._closed_on_error():
+            f = self._file()
+            p = self.path
+            velocity = require_dataset(f, "velocity", p, ndim=5, what="(B, T, X, Y, 2)")
+            b, n_t, nx, ny, d = (int(n) for n in velocity.shape)
+            if d != 2:
+                raise DataFormatError(
+                    p,
+                    "velocity must have 2 components",
+                    key="velocity",
+                    expected=(b, n_t, nx, ny, 2),
+                    found=velocity.shape,
+                )
+            aliases = {"velocity": ["velocity_x", "velocity_y"]}
+            self._channels = _select_channels(_INCOMP_CHANNELS, fields, aliases, p)
+            if 2 in self._channels:
+                particles = require_dataset(f, "particles", p, ndim=5, what="(B, T, X, Y, 1)")
+                if tuple(particles.shape) != (b, n_t, nx, ny, 1):
+                    raise DataFormatError(
+                        p, "wrong shape", key="particles", expected=(b, n_t, nx, ny, 1), found=particles.shape
+                    )
+
+            config = _yaml_attr(f, "config", p)
+            t_ds = require_dataset(f, "t", p, what="(B, T)")
+            t_all = read_array(t_ds, p).astype(np.float64)
+            if t_all.ndim == 1:
+                t_all = np.broadcast_to(t_all, (b, t_all.shape[0]))
+            if t_all.shape != (b, n_t):
+                raise DataFormatError(p, "wrong shape", key="t", expected=(b, n_t), found=t_ds.shape)
+            latest = plain_scalar(f.attrs.get("latestIndex"))
+            if isinstance(latest, int | float) and 0 <= int(latest) < n_t - 1:
+                logger.warning(
+                    "%s: latestIndex=%d, the run stopped early; exposing frames 0..%d of %d",
+                    p,
+                    int(latest),
+                    int(latest),
+                    n_t,
+                )
+                n_t = int(latest) + 1
+                t_all = t_all[:, :n_t]
+            self._times_all = t_all
+            if b > 1 and not np.allclose(t_all, t_all[0], rtol=1e-6, atol=1e-12):
+                logger.warning("%s: frame times differ between samples; metadata.times holds sample 0's", p)
+
+            parameters: dict[str, Any] = {
+                k: v for k, v in config.items() if isinstance(v, int | float) and not isinstance(v, bool)
+            }
+            if domain_lengths is None:
+                size = config.get("domain_size")
+                if isinstance(size, list | tuple) and len(size) == 2:
+                    domain_lengths = (float(size[0]), float(size[1]))
+                else:
+                    domain_lengths = (1.0, 1.0)
+            lx, ly = (float(v) for v in domain_lengths)
+            nu = config.get("NU")
+            self.metadata = DatasetMetadata(
+                path=p,
+                format=self.format_name,
+                field_names=tuple(_INCOMP_CHANNELS[c] for c in self._channels),
+                spatial_dims=("x", "y"),
+                grid_shape=(nx, ny),
+                n_trajectories=b,
+                n_times=n_t,
+                coords={"x": (np.arange(nx) + 0.5) * lx / nx, "y": (np.arange(ny) + 0.5) * ly / ny},
+                times=t_all[0].copy() if b > 0 else None,
+                periodic=(False, False),
+                domain_lengths=(lx, ly),
+                viscosity=float(nu) if isinstance(nu, int | float) and not isinstance(nu, bool) else None,
+                parameters=parameters,
+            )
+            logger.debug("opened %s as %s", p, self)
+
+    def times_of(self, index: int) -> np.ndarray:
+        """Frame times of sample ``index`` (from the ``t`` dataset)."""
+        return self._times_all[index].copy()
+
+    def forcing(self, index: int) -> torch.Tensor:
+        """The body force of sample ``index`` as a tensor ``[2, X, Y]`` (``force_x``, ``force_y``)."""
+        m = self.metadata
+        i = int(index) + (m.n_trajectories if index < 0 else 0)
+        if not 0 <= i < m.n_trajectories:
+            raise IndexError(f"{self.path}: sample index {index} out of range for {m.n_trajectories} samples")
+        force = require_dataset(self._file(), "force", self.path, ndim=4, what="(B, X, Y, 2)")
+        expected = (m.n_trajectories, *m.grid_shape, 2)
+        if tuple(force.shape) != expected:
+            raise DataFormatError(self.path, "wrong shape", key="force", expected=expected, found=force.shape)
+        array = np.moveaxis(read_array(force, self.path, i), -1, 0)
+        check_finite(array, self.path, "force", f"sample {i}")
+        return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
+
+    def _read(self, index: int, times: slice) -> np.ndarray:
+        sel, reverse, n_sel = frame_selection(times)
+        nx, ny = self.metadata.grid_shape
+        if n_sel == 0:
+            return np.empty((0, len(self._channels), nx, ny), dtype=np.float32)
+        f = self._file()
+        parts: dict[int, np.ndarray] = {}
+        if 0 in self._channels or 1 in self._channels:
+            velocity = read_array(f["velocity"], self.path, (index, sel))
+            self._checked(velocity, "velocity", index, times)
+            parts[0], parts[1] = velocity[..., 0], velocity[..., 1]
+        if 2 in self._channels:
+            particles = read_array(f["particles"], self.path, (index, sel))
+            self._checked(particles, "particles", index, times)
+            parts[2] = particles[..., 0]
+        out = np.stack([parts[channel] for channel in self._channels], axis=1)
+        return out[::-1] if reverse else out
+
+
+def _yaml_attr(f: h5py.File, name: str, path: str) -> dict[str, Any]:
+    """A root attribute holding YAML text, parsed to a dict (empty when absent or unparsable)."""
+    if name not in f.attrs:
+        return {}
+    try:
+        parsed = yaml.safe_load(as_str(f.attrs[name]))
+    except yaml.YAMLError as err:
+        logger.warning("%s: attribute %r is not valid YAML (%s); ignored", path, name, err)
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Per-seed layout
+# ----------------------------------------------------------------------------------------------------------
+def _seed_groups(f: h5py.File) -> list[str]:
+    """Names of the per-seed groups (all-digit names), in numeric order."""
+    return sorted((k for k in f if k.isdigit() and isinstance(f.get(k), h5py.Group)), key=int)
+
+
+@register_reader
+class PDEBenchSeedsReader(_HDF5Trajectories):
+    """PDEBench's per-seed layout for 2D sets (e.g. ``2D_diff-react_NA_NA.h5``, ``2D_rdb_NA_NA.h5``).
+
+    Layout read: groups ``"0000"``, ``"0001"``, ... (one per trajectory, numeric order), each with
+    ``data (T, X, Y, C)``, ``grid/x (X,)``, ``grid/y (Y,)``, ``grid/t (T,)``. Grid and times come from the
+    first group; every group's ``data`` must have the same shape. Only 2D data are supported (``data``
+    with 4 axes); other ranks raise :class:`DataFormatError`.
+
+    Channel names default to ``u`` (one channel), ``u, v`` (two, as in diffusion-reaction) or
+    ``c0, c1, ...``; pass ``field_names=`` to name them. Boundaries are not periodic by default (PDEBench's
+    2D diffusion-reaction uses no-flux, shallow-water outflow boundaries); option ``periodic=``.
+    Domain lengths are ``n * dx`` (PDEBench stores cell centres).
+
+    Args:
+        path: the file.
+        field_names: one name per channel ``C``.
+        fields: channels to read, by name, in the order given.
+        periodic: periodicity of ``(x, y)``; one bool or one per axis.
+    """
+
+    format_name = "pdebench_seeds"
+
+    @classmethod
+    def sniff(cls, path: Path, header: bytes) -> bool:
+        """An HDF5 file whose first all-digit group holds a dataset ``data``."""
+
+        def test(f: h5py.File) -> bool:
+            groups = _seed_groups(f)
+            return bool(groups) and isinstance(f[groups[0]].get("data"), h5py.Dataset)
+
+        return peek_hdf5(path, header, test)
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        field_names: Sequence[str] | None = None,
+        fields: Sequence[str] | str | None = None,
+        periodic: bool | Sequence[bool] = False,
+    ) -> None:
+        super().__init__(path)
+        with self._closed_on_error():
+            f = self._file()
+            p = self.path
+            self._groups = _seed_groups(f)
+            if not self._groups:
+                raise DataFormatError(
+                    p, "no per-seed groups", expected='groups "0000", "0001", ...', found=list(f)
+                )
+            g0 = f[self._groups[0]]
+            data = require_dataset(g0, "data", p, what="(T, X, Y, C)")
+            if data.ndim != 4:
+                raise DataFormatError(
+                    p,
+                    "only 2D per-seed data are supported",
+                    key=key_of(data),
+                    expected="4 axes (T, X, Y, C)",
+                    found=f"shape {data.shape}",
+                )
+            shape = tuple(int(n) for n in data.shape)
+            for name in self._groups[1:]:
+                ds = require_dataset(f[name], "data", p, what="(T, X, Y, C)")
+                if tuple(ds.shape) != shape:
+                    raise DataFormatError(
+                        p,
+                        "shape differs from the first group's",
+                        key=key_of(ds),
+                        expected=shape,
+                        found=ds.shape,
+                    )
+            n_t, nx, ny, n_c = shape
+            if field_names is None:
+                names = ["u"] if n_c == 1 else ["u", "v"] if n_c == 2 else [f"c{c}" for c in range(n_c)]
+            else:
+                names = [str(name) for name in field_names]
+                if len(names) != n_c:
+                    raise DataFormatError(
+                        p,
+                        "option field_names= does not match the channels",
+                        key=key_of(data),
+                        expected=n_c,
+                        found=len(names),
+                    )
+            self._channels = _select_channels(names, fields, {}, p)
+
+            grid = require_group(g0, "grid", p)
+            coords: dict[str, np.ndarray] = {}
+            for axis, size in (("x", nx), ("y", ny)):
+                c = (
+                    read_array(require_dataset(grid, axis, p, what=f"({size},)"), p)
+                    .astype(np.float64)
+                    .reshape(-1)
+                )
+                if c.shape != (size,):
+                    raise DataFormatError(
+                        p,
+                        "wrong length",
+                        key=f"{self._groups[0]}/grid/{axis}",
+                        expected=(size,),
+                        found=c.shape,
+                    )
+                coords[axis] = c
+            times = None
+            if "t" in grid:
+                t = (
+                    read_array(require_dataset(grid, "t", p, what=f"({n_t},)"), p)
+                    .astype(np.float64)
+                    .reshape(-1)
+                )
+                if t.shape[0] < n_t:
+                    raise DataFormatError(
+                        p,
+                        "fewer time stamps than frames",
+                        key=f"{self._groups[0]}/grid/t",
+                        expected=n_t,
+                        found=t.shape,
+                    )
+                times = t[:n_t]
+            per = periodic_tuple(periodic, 2, p)
+            self.metadata = DatasetMetadata(
+                path=p,
+                format=self.format_name,
+                field_names=tuple(names[c] for c in self._channels),
+                spatial_dims=("x", "y"),
+                grid_shape=(nx, ny),
+                n_trajectories=len(self._groups),
+                n_times=n_t,
+                coords=coords,
+                times=times,
+                periodic=per,
+                domain_lengths=tuple(
+                    domain_length(coords[a], cell_centred=True, periodic=q)
+                    for a, q in zip("xy", per, strict=True)
+                ),
+                viscosity=None,
+                parameters=_root_parameters(f),
+            )
+            logger.debug("opened %s as %s", p, self)
+
+    def _read(self, index: int, times: slice) -> np.ndarray:
+        sel, reverse, n_sel = frame_selection(times)
+        nx, ny = self.metadata.grid_shape
+        if n_sel == 0:
+            return np.empty((0, len(self._channels), nx, ny), dtype=np.float32)
+        ds = require_dataset(self._file()[self._groups[index]], "data", self.path, ndim=4)
+        block = read_array(ds, self.path, sel)  # (T_sel, X, Y, C)
+        block = np.moveaxis(block, -1, 1)[:, self._channels]
+        self._checked(block, key_of(ds), index, times)
+        return block[::-1] if reverse else block

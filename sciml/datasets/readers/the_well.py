@@ -1,0 +1,651 @@
+"""The Well's HDF5 schema, read lazily with h5py (the ``the_well`` package is never imported).
+
+Layout read (one file holds ``B`` trajectories of ``T`` frames on an ``X x Y [x Z]`` grid):
+
+* root attributes ``dataset_name``, ``grid_type``, ``n_spatial_dims``, ``n_trajectories``,
+  ``simulation_parameters`` (a list of names) and one attribute per parameter;
+* ``dimensions/`` with attribute ``spatial_dims`` (e.g. ``["x", "y"]``), datasets ``time`` ``(T,)`` or
+  ``(B, T)`` and one coordinate dataset per spatial dimension, each with ``sample_varying``/``time_varying``;
+* ``boundary_conditions/<name>/`` with attributes ``associated_dims``, ``associated_fields``, ``bc_type``
+  (``PERIODIC``, ``WALL``, ``OPEN``) and a ``mask`` dataset;
+* ``scalars/`` (attribute ``field_names``), one dataset per scalar;
+* ``t0_fields/`` ``(B, T, X, Y)``, ``t1_fields/`` ``(B, T, X, Y, D)``, ``t2_fields/`` ``(B, T, X, Y, D, D)``,
+  each group with attribute ``field_names`` and each field with ``sample_varying``, ``time_varying`` and
+  ``dim_varying``: the ``B`` axis is absent when ``sample_varying`` is false, the ``T`` axis when
+  ``time_varying`` is false, and a spatial axis when its ``dim_varying`` entry is false.
+
+A dataset folder holds ``data/{train,valid,test}/*.hdf5`` and ``stats.yaml``; :func:`open_the_well_split`
+opens one split as a single lazy dataset.
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import itertools
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import torch
+import yaml
+from torch.utils.data import ConcatDataset
+
+from sciml.datasets.base import TimeIndex, TrajectoryDataset, check_finite
+from sciml.datasets.metadata import DatasetMetadata
+from sciml.datasets.registry import register_reader
+from sciml.errors import DataFormatError
+
+logger = logging.getLogger(__name__)
+
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+FIELD_GROUPS = ("t0_fields", "t1_fields", "t2_fields")
+VISCOSITY_NAMES = ("viscosity", "nu")
+_DEFAULT_DIM_NAMES = ("x", "y", "z")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Small HDF5 helpers
+# ----------------------------------------------------------------------------------------------------------
+def _looks_like_hdf5(path: Path, header: bytes) -> bool:
+    """A plain HDF5 file: signature at 0 or after a user block, and not a MATLAB v7.3 ``.mat`` file."""
+    if header.startswith(b"MATLAB"):
+        return False
+    for offset in range(0, len(header) - len(HDF5_SIGNATURE) + 1, 512):
+        if header[offset : offset + len(HDF5_SIGNATURE)] == HDF5_SIGNATURE:
+            return True
+    if len(header) < 1024:
+        return False
+    try:
+        return bool(h5py.is_hdf5(path))
+    except Exception:  # pragma: no cover
+        return False
+
+
+def _as_str(value: Any) -> str:
+    if isinstance(value, np.ndarray) and value.size == 1:
+        value = value.reshape(()).item()
+    if isinstance(value, bytes | np.bytes_):
+        return bytes(value).decode("utf-8", errors="replace")
+    return str(value)
+
+
+def _as_str_list(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str | bytes | np.bytes_ | np.str_):
+        return [_as_str(value)]
+    return [_as_str(v) for v in np.asarray(value).reshape(-1)]
+
+
+def _as_bool(value: Any, default: bool) -> bool:
+    if value is None:
+        return default
+    array = np.asarray(value)
+    if array.size != 1:
+        return default
+    item = array.reshape(()).item()
+    if isinstance(item, bytes | str):
+        return _as_str(item).strip().lower() in ("true", "1", "yes")
+    return bool(item)
+
+
+def _scalar(value: Any) -> Any:
+    """A Python scalar (number or string) for an attribute value, or ``None``."""
+    if isinstance(value, np.ndarray):
+        if value.size != 1:
+            return None
+        value = value.reshape(()).item()
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", errors="replace")
+    return value if isinstance(value, bool | int | float | str) else None
+
+
+def _key(obj: h5py.HLObject) -> str:
+    return (obj.name or "").lstrip("/")
+
+
+def _get(group: h5py.Group, key: str, path: str, kind: type, what: str) -> Any:
+    """``group[key]`` checked to be a ``kind`` (h5py.Group or h5py.Dataset), else DataFormatError."""
+    full = f"{_key(group)}/{key}".lstrip("/")
+    try:
+        obj = group.get(key)
+    except (OSError, KeyError, RuntimeError) as err:
+        raise DataFormatError(path, f"cannot read ({err})", key=full) from err
+    if not isinstance(obj, kind):
+        found = "nothing" if obj is None else type(obj).__name__
+        raise DataFormatError(path, "missing or of the wrong kind", key=full, expected=what, found=found)
+    return obj
+
+
+def _read(dataset: h5py.Dataset, path: str, selection: Any = ()) -> np.ndarray:
+    try:
+        return np.asarray(dataset[selection])
+    except (OSError, RuntimeError, ValueError, TypeError) as err:
+        raise DataFormatError(
+            path, f"cannot read ({type(err).__name__}: {err}); is the file truncated?", key=_key(dataset)
+        ) from err
+
+
+def _frame_selection(times: slice) -> tuple[slice, bool, int]:
+    """An ascending HDF5 slice for normalized frames ``times``; ``(slice, reverse, count)``."""
+    frames = range(times.start, times.stop, times.step)
+    if len(frames) == 0:
+        return slice(0, 0), False, 0
+    if times.step > 0:
+        return slice(frames[0], frames[-1] + 1, times.step), False, len(frames)
+    return slice(frames[-1], frames[0] + 1, -times.step), True, len(frames)
+
+
+def _axis_length(coord: np.ndarray, periodic: bool) -> float:
+    """``n * dx`` on a periodic axis (the period), the span of the points otherwise."""
+    c = np.asarray(coord, dtype=np.float64).reshape(-1)
+    if c.size < 2:
+        return float("nan")
+    if periodic:
+        return float(c.size * (c[-1] - c[0]) / (c.size - 1))
+    return float(c[-1] - c[0])
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The reader
+# ----------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class WellField:
+    """One field of a Well file and how it is stored."""
+
+    key: str
+    name: str
+    order: int
+    sample_varying: bool
+    time_varying: bool
+    dim_varying: tuple[bool, ...]
+    components: tuple[str, ...]
+
+
+@register_reader
+class TheWellReader(TrajectoryDataset):
+    """One HDF5 file in The Well's schema (see the module docstring), read lazily.
+
+    Channels are every field's components, in the order ``t0_fields``, ``t1_fields``, ``t2_fields`` and
+    each group's ``field_names``: a scalar field keeps its name, a vector field ``velocity`` gives
+    ``velocity_x, velocity_y``, a tensor field ``stress`` gives ``stress_xx, stress_xy, stress_yx, stress_yy``
+    (components named after ``dimensions.spatial_dims``). Fields that do not vary over time (or samples, or
+    a spatial axis) are broadcast to every frame (sample, grid point).
+
+    Metadata: grid and coordinates from ``dimensions/`` (sample 0's when they vary by sample); times from
+    ``dimensions/time`` (sample 0's for a ``(B, T)`` time grid; a warning is logged when samples differ);
+    an axis is periodic when a ``boundary_conditions`` group of ``bc_type`` PERIODIC names it in
+    ``associated_dims``; ``domain_lengths`` is ``n * dx`` on periodic axes and the span of the coordinates
+    otherwise. ``parameters`` holds the root attributes listed in ``simulation_parameters`` and the scalars
+    that vary neither by sample nor by time; ``viscosity`` is the scalar (else parameter) named
+    ``viscosity`` or ``nu``; no viscosity is derived from other numbers (e.g. a Reynolds number).
+
+    Args:
+        path: the file.
+        fields: channels to read, in the order given: a field name selects all its components, a component
+            name (``"velocity_x"``) just that one.
+    """
+
+    format_name = "the_well"
+    suffixes = (".hdf5", ".h5")
+
+    @classmethod
+    def sniff(cls, path: Path, header: bytes) -> bool:
+        """An HDF5 file with a ``dimensions`` group and at least one ``t{0,1,2}_fields`` group."""
+        if not _looks_like_hdf5(path, header):
+            return False
+        try:
+            with h5py.File(path, "r") as f:
+                if "_NCProperties" in f.attrs:
+                    return False
+                return isinstance(f.get("dimensions"), h5py.Group) and any(
+                    isinstance(f.get(g), h5py.Group) for g in FIELD_GROUPS
+                )
+        except Exception:
+            return False
+
+    def __init__(self, path: str | os.PathLike[str], *, fields: Sequence[str] | str | None = None) -> None:
+        super().__init__(path)
+        with self._closed_on_error():
+            self._constants: dict[str, np.ndarray] = {}
+            f = self._file()
+            p = self.path
+            dims = _get(f, "dimensions", p, h5py.Group, "a group")
+            spatial_dims = _as_str_list(dims.attrs.get("spatial_dims"))
+            n_dims_attr = _scalar(f.attrs.get("n_spatial_dims"))
+            if not spatial_dims:
+                if not isinstance(n_dims_attr, int) or not 1 <= n_dims_attr <= 3:
+                    raise DataFormatError(
+                        p,
+                        "no spatial dimensions",
+                        key="dimensions",
+                        expected="attribute spatial_dims",
+                        found=None,
+                    )
+                spatial_dims = list(_DEFAULT_DIM_NAMES[:n_dims_attr])
+            if isinstance(n_dims_attr, int) and n_dims_attr != len(spatial_dims):
+                raise DataFormatError(
+                    p,
+                    "n_spatial_dims does not match dimensions.spatial_dims",
+                    key="n_spatial_dims",
+                    expected=len(spatial_dims),
+                    found=n_dims_attr,
+                )
+            self.dataset_name = _as_str(f.attrs.get("dataset_name", Path(p).stem))
+            grid_type = _as_str(f.attrs.get("grid_type", "cartesian"))
+            if grid_type != "cartesian":
+                logger.warning("%s: grid_type %r; coordinates are used as given", p, grid_type)
+
+            coords: dict[str, np.ndarray] = {}
+            for d in spatial_dims:
+                ds = _get(dims, d, p, h5py.Dataset, "a coordinate dataset")
+                values = _read(ds, p).astype(np.float64)
+                if values.ndim == 0:
+                    raise DataFormatError(
+                        p, "coordinate is a scalar", key=_key(ds), expected="(n,)", found=values.shape
+                    )
+                if values.ndim > 1:
+                    logger.warning("%s: coordinates %r vary by sample or time; using the first", p, d)
+                    values = values.reshape(-1, values.shape[-1])[0]
+                coords[d] = values
+            grid_shape = tuple(len(coords[d]) for d in spatial_dims)
+
+            time_ds = _get(dims, "time", p, h5py.Dataset, "(T,) or (B, T)")
+            time = _read(time_ds, p).astype(np.float64)
+            if time.ndim not in (1, 2):
+                raise DataFormatError(
+                    p,
+                    "wrong number of dimensions",
+                    key="dimensions/time",
+                    expected="(T,) or (B, T)",
+                    found=time.shape,
+                )
+            n_t = int(time.shape[-1])
+            times = time if time.ndim == 1 else time[0]
+            if time.ndim == 2 and time.shape[0] > 1 and not np.allclose(time, time[0], rtol=1e-6, atol=1e-12):
+                logger.warning("%s: frame times differ between samples; metadata.times holds sample 0's", p)
+            self._times_all = time
+
+            n_attr = _scalar(f.attrs.get("n_trajectories"))
+            self._fields = self._scan_fields(
+                f, spatial_dims, grid_shape, n_t, n_attr if isinstance(n_attr, int) else None
+            )
+            n_traj = n_attr if isinstance(n_attr, int) else self._infer_n_trajectories(f, time)
+            if time.ndim == 2 and time.shape[0] != n_traj:
+                raise DataFormatError(
+                    p, "wrong shape", key="dimensions/time", expected=(n_traj, n_t), found=time.shape
+                )
+
+            all_channels = [(i, c) for i, fld in enumerate(self._fields) for c in range(len(fld.components))]
+            self._channels = self._select(all_channels, fields)
+            periodic = self._periodicity(f, spatial_dims)
+            parameters, viscosity = self._parameters(f)
+            self.metadata = DatasetMetadata(
+                path=p,
+                format=self.format_name,
+                field_names=tuple(self._fields[i].components[c] for i, c in self._channels),
+                spatial_dims=tuple(spatial_dims),
+                grid_shape=grid_shape,
+                n_trajectories=int(n_traj),
+                n_times=n_t,
+                coords=coords,
+                times=times,
+                periodic=periodic,
+                domain_lengths=tuple(
+                    _axis_length(coords[d], q) for d, q in zip(spatial_dims, periodic, strict=True)
+                ),
+                viscosity=viscosity,
+                parameters=parameters,
+            )
+            logger.debug("opened %s as %s", p, self)
+
+    # -- opening -------------------------------------------------------------------------------------------
+    def _open_handle(self) -> h5py.File:
+        try:
+            return h5py.File(self.path, "r")
+        except FileNotFoundError as err:
+            raise DataFormatError(self.path, "no such file") from err
+        except OSError as err:
+            raise DataFormatError(
+                self.path, f"cannot open as HDF5 ({err}); is the file truncated or still being written?"
+            ) from err
+
+    def _file(self) -> h5py.File:
+        return self.handle()
+
+    @contextlib.contextmanager
+    def _closed_on_error(self) -> Iterator[None]:
+        """Close the file handle when opening fails, so that no handle outlives a failed constructor."""
+        try:
+            yield
+        except BaseException:
+            self.close()
+            raise
+
+    def _scan_fields(
+        self, f: h5py.File, spatial_dims: list[str], grid_shape: tuple[int, ...], n_t: int, n_traj: int | None
+    ) -> list[WellField]:
+        """Every field of the t0/t1/t2 groups, with its storage shape checked."""
+        p = self.path
+        n_dims = len(spatial_dims)
+        found: list[WellField] = []
+        groups_present = 0
+        for order, group_name in enumerate(FIELD_GROUPS):
+            if group_name not in f:
+                continue
+            group = _get(f, group_name, p, h5py.Group, "a group")
+            groups_present += 1
+            names = (
+                _as_str_list(group.attrs.get("field_names"))
+                if "field_names" in group.attrs
+                else sorted(group)
+            )
+            for name in names:
+                ds = _get(group, name, p, h5py.Dataset, f"a field listed in {group_name}.field_names")
+                sample_varying = _as_bool(ds.attrs.get("sample_varying"), True)
+                time_varying = _as_bool(ds.attrs.get("time_varying"), True)
+                dim_attr = ds.attrs.get("dim_varying")
+                dim_varying = (
+                    tuple(bool(v) for v in np.asarray(dim_attr).reshape(-1))
+                    if dim_attr is not None
+                    else (True,) * n_dims
+                )
+                if len(dim_varying) != n_dims:
+                    raise DataFormatError(
+                        p,
+                        "dim_varying has the wrong length",
+                        key=_key(ds),
+                        expected=n_dims,
+                        found=len(dim_varying),
+                    )
+                lead = ["B"] if sample_varying else []
+                lead += ["T"] if time_varying else []
+                expected: list[int | str] = list(lead)
+                expected += [n for n, v in zip(grid_shape, dim_varying, strict=True) if v]
+                expected += [n_dims] * order
+                shape = tuple(int(n) for n in ds.shape)
+                if len(shape) != len(expected):
+                    raise DataFormatError(
+                        p,
+                        "wrong number of dimensions",
+                        key=_key(ds),
+                        expected=f"{len(expected)} axes {tuple(expected)}",
+                        found=f"shape {shape}",
+                    )
+                sizes = {
+                    "B": n_traj if n_traj is not None else shape[0] if sample_varying else None,
+                    "T": n_t,
+                }
+                want = tuple(sizes[e] if isinstance(e, str) else e for e in expected)
+                if any(w is not None and w != s for w, s in zip(want, shape, strict=True)):
+                    raise DataFormatError(p, "wrong shape", key=_key(ds), expected=want, found=shape)
+                if order == 0:
+                    components: tuple[str, ...] = (name,)
+                else:
+                    components = tuple(
+                        f"{name}_{''.join(c)}" for c in itertools.product(spatial_dims, repeat=order)
+                    )
+                found.append(
+                    WellField(_key(ds), name, order, sample_varying, time_varying, dim_varying, components)
+                )
+        if groups_present == 0:
+            raise DataFormatError(
+                p, "no field groups", key="t0_fields", expected="t0_fields, t1_fields or t2_fields"
+            )
+        if not found:
+            raise DataFormatError(
+                p, "the field groups list no field", key="t0_fields", expected="at least one field"
+            )
+        return found
+
+    def _infer_n_trajectories(self, f: h5py.File, time: np.ndarray) -> int:
+        for fld in self._fields:
+            if fld.sample_varying:
+                return int(f[fld.key].shape[0])
+        return int(time.shape[0]) if time.ndim == 2 else 1
+
+    def _select(
+        self, all_channels: list[tuple[int, int]], fields: Sequence[str] | str | None
+    ) -> list[tuple[int, int]]:
+        if fields is None:
+            return all_channels
+        if isinstance(fields, str):
+            fields = [fields]
+        chosen: list[tuple[int, int]] = []
+        names = [self._fields[i].components[c] for i, c in all_channels]
+        for name in fields:
+            matches = [ch for ch in all_channels if self._fields[ch[0]].name == name]
+            if not matches:
+                matches = [ch for ch, component in zip(all_channels, names, strict=True) if component == name]
+            if not matches:
+                raise DataFormatError(
+                    self.path,
+                    "unknown field in option fields=",
+                    expected=f"one of {sorted({fl.name for fl in self._fields} | set(names))}",
+                    found=name,
+                )
+            chosen.extend(matches)
+        if len(set(chosen)) != len(chosen):
+            raise DataFormatError(self.path, "option fields= names a channel twice", found=list(fields))
+        return chosen
+
+    def _periodicity(self, f: h5py.File, spatial_dims: list[str]) -> tuple[bool, ...]:
+        periodic = [False] * len(spatial_dims)
+        bcs = f.get("boundary_conditions")
+        if not isinstance(bcs, h5py.Group):
+            logger.warning("%s: no boundary_conditions group; every axis taken as non-periodic", self.path)
+            return tuple(periodic)
+        for name in bcs:
+            bc = bcs[name]
+            if _as_str(bc.attrs.get("bc_type", "")).strip().upper() != "PERIODIC":
+                continue
+            for d in _as_str_list(bc.attrs.get("associated_dims")):
+                if d in spatial_dims:
+                    periodic[spatial_dims.index(d)] = True
+                else:
+                    logger.warning("%s: boundary condition %r names unknown dimension %r", self.path, name, d)
+        return tuple(periodic)
+
+    def _parameters(self, f: h5py.File) -> tuple[dict[str, Any], float | None]:
+        parameters: dict[str, Any] = {}
+        for name in _as_str_list(f.attrs.get("simulation_parameters")):
+            if name in f.attrs:
+                value = _scalar(f.attrs[name])
+                if value is not None:
+                    parameters[name] = value
+            else:
+                logger.warning("%s: simulation parameter %r has no root attribute", self.path, name)
+        viscosity = _find_viscosity(parameters)
+        scalars = f.get("scalars")
+        if isinstance(scalars, h5py.Group):
+            names = (
+                _as_str_list(scalars.attrs.get("field_names"))
+                if "field_names" in scalars.attrs
+                else list(scalars)
+            )
+            constant: dict[str, Any] = {}
+            for name in names:
+                ds = scalars.get(name)
+                if not isinstance(ds, h5py.Dataset):
+                    logger.warning("%s: scalar %r listed but missing", self.path, name)
+                    continue
+                if _as_bool(ds.attrs.get("sample_varying"), False) or _as_bool(
+                    ds.attrs.get("time_varying"), False
+                ):
+                    continue
+                value = _scalar(_read(ds, self.path))
+                if isinstance(value, int | float) and not isinstance(value, bool):
+                    constant[name] = value
+            parameters.update(constant)
+            scalar_viscosity = _find_viscosity(constant)
+            if scalar_viscosity is not None:
+                viscosity = scalar_viscosity
+        return parameters, viscosity
+
+    # -- reading -------------------------------------------------------------------------------------------
+    def _field_block(self, fld: WellField, index: int, sel: slice, n_sel: int) -> np.ndarray:
+        """Field ``fld`` of trajectory ``index`` at frames ``sel`` as ``[T_sel, n_components, *grid]``."""
+        constant = not fld.sample_varying and not fld.time_varying
+        if constant and fld.key in self._constants:
+            array = self._constants[fld.key]
+        else:
+            selection: tuple[Any, ...] = ()
+            if fld.sample_varying:
+                selection += (index,)
+            if fld.time_varying:
+                selection += (sel,)
+            array = _read(self._file()[fld.key], self.path, selection)
+            where = f"trajectory {index}" if fld.sample_varying else "every trajectory"
+            check_finite(array, self.path, fld.key, where)
+            if constant:
+                self._constants[fld.key] = array
+        if not fld.time_varying:
+            array = array[np.newaxis]
+        for axis, varying in enumerate(fld.dim_varying):
+            if not varying:
+                array = np.expand_dims(array, 1 + axis)
+        n_grid = len(fld.dim_varying)
+        array = array.reshape((*array.shape[: 1 + n_grid], len(fld.components)))
+        array = np.moveaxis(array, -1, 1)
+        return np.broadcast_to(array, (n_sel, len(fld.components), *self.metadata.grid_shape))
+
+    def _read(self, index: int, times: slice) -> np.ndarray:
+        sel, reverse, n_sel = _frame_selection(times)
+        if n_sel == 0:
+            return np.empty((0, len(self._channels), *self.metadata.grid_shape), dtype=np.float32)
+        blocks: dict[int, np.ndarray] = {}
+        for i, _ in self._channels:
+            if i not in blocks:
+                blocks[i] = self._field_block(self._fields[i], index, sel, n_sel)
+        out = np.stack([blocks[i][:, c] for i, c in self._channels], axis=1)
+        return out[::-1] if reverse else out
+
+    def times_of(self, index: int) -> np.ndarray:
+        """Frame times of trajectory ``index`` (differ from ``metadata.times`` only for a ``(B, T)`` grid)."""
+        if self._times_all.ndim == 1:
+            return self._times_all.copy()
+        return self._times_all[index].copy()
+
+    @property
+    def fields(self) -> tuple[WellField, ...]:
+        """Every field of the file (selected or not), in file order."""
+        return tuple(self._fields)
+
+
+def _find_viscosity(values: dict[str, Any]) -> float | None:
+    for name in VISCOSITY_NAMES:
+        for key, value in values.items():
+            if key.lower() == name and isinstance(value, int | float) and not isinstance(value, bool):
+                return float(value)
+    return None
+
+
+# ----------------------------------------------------------------------------------------------------------
+# A split folder
+# ----------------------------------------------------------------------------------------------------------
+class TheWellSplit(ConcatDataset):
+    """The files of one split of a Well dataset as one lazy trajectory dataset.
+
+    Items are those of :class:`TheWellReader` (``{"fields": [T, C, *grid]}``), trajectories numbered across
+    the files in sorted file-name order. ``metadata`` is the first file's with ``n_trajectories`` summed
+    and ``path`` the split folder; every file must have the same channels, grid and number of frames.
+    ``stats`` holds the parsed ``stats.yaml`` of the dataset (``None`` when absent).
+    """
+
+    def __init__(
+        self, files: Sequence[Path], folder: Path, stats: dict[str, Any] | None, **options: Any
+    ) -> None:
+        readers = [TheWellReader(path, **options) for path in files]
+        super().__init__(readers)
+        self.readers: list[TheWellReader] = readers
+        self.stats = stats
+        first = readers[0].metadata
+        for reader in readers[1:]:
+            m = reader.metadata
+            for attr in ("field_names", "grid_shape", "n_times", "spatial_dims", "periodic"):
+                if getattr(m, attr) != getattr(first, attr):
+                    raise DataFormatError(
+                        m.path,
+                        f"{attr} differs from the split's first file {Path(first.path).name}",
+                        expected=getattr(first, attr),
+                        found=getattr(m, attr),
+                    )
+        self.metadata = first.replace(path=str(folder), n_trajectories=sum(len(r) for r in readers))
+
+    def _locate(self, index: int) -> tuple[TheWellReader, int]:
+        n = len(self)
+        if not isinstance(index, int | np.integer):
+            raise TypeError(f"{self.metadata.path}: trajectory index must be an integer")
+        i = int(index) + (n if index < 0 else 0)
+        if not 0 <= i < n:
+            raise IndexError(f"{self.metadata.path}: trajectory index {index} out of range for {n}")
+        k = bisect.bisect_right(self.cumulative_sizes, i)
+        return self.readers[k], i - (self.cumulative_sizes[k - 1] if k > 0 else 0)
+
+    def read(self, index: int, times: TimeIndex = slice(None)) -> torch.Tensor:
+        """Frames ``times`` of trajectory ``index`` (numbered across files) as ``[T_sel, C, *grid]``."""
+        reader, local = self._locate(index)
+        return reader.read(local, times)
+
+    def close(self) -> None:
+        """Close every file."""
+        for reader in self.readers:
+            reader.close()
+
+    def __enter__(self) -> TheWellSplit:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        m = self.metadata
+        return (
+            f"TheWellSplit({m.path!r}, files={len(self.readers)}, n={m.n_trajectories}, times={m.n_times}, "
+            f"fields={list(m.field_names)}, grid={list(m.grid_shape)})"
+        )
+
+
+def open_the_well_split(root: str | os.PathLike[str], split: str, **options: Any) -> TheWellSplit:
+    """Open ``root/data/<split>/*.hdf5`` (The Well's dataset folder layout) as one lazy dataset.
+
+    Args:
+        root: the dataset folder (holding ``data/`` and ``stats.yaml``); the ``data`` folder itself is
+            accepted too.
+        split: ``"train"``, ``"valid"`` or ``"test"`` (any sub-folder name works).
+        **options: passed to every :class:`TheWellReader` (e.g. ``fields=``).
+
+    Raises:
+        DataFormatError: the split folder is missing or holds no HDF5 file, or its files disagree.
+    """
+    root = Path(root)
+    folder = root / "data" / split
+    if not folder.is_dir() and (root / split).is_dir():
+        folder = root / split
+    if not folder.is_dir():
+        raise DataFormatError(
+            root, "no split folder", key=split, expected=f"{root / 'data' / split}/", found="nothing"
+        )
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".hdf5", ".h5") and p.is_file())
+    if not files:
+        raise DataFormatError(folder, "no HDF5 files in the split folder", expected="*.hdf5 or *.h5")
+    stats = None
+    for candidate in (folder.parent.parent / "stats.yaml", folder.parent / "stats.yaml"):
+        if candidate.is_file():
+            try:
+                loaded = yaml.safe_load(candidate.read_text())
+            except (OSError, yaml.YAMLError) as err:
+                logger.warning("%s: cannot read stats (%s); ignored", candidate, err)
+                break
+            stats = loaded if isinstance(loaded, dict) else None
+            break
+    logger.debug("opening %d files of split %r in %s", len(files), split, folder)
+    return TheWellSplit(files, folder, stats, **options)

@@ -1,0 +1,113 @@
+"""Dataset recipes: the YAML description of a generated Navier-Stokes dataset.
+
+A recipe fixes everything that determines the data: the solver (resolution, viscosity, forcing, drag,
+time step, stepper), the initial-condition distribution, the recorded frames (output resolution, horizon,
+interval, warm-up), the number of trajectories and the seed. Trajectory ``i`` depends only on
+``(seed, i)``, so any subset can be regenerated, e.g. a fresh test set with another seed.
+
+Example (``datasets/ns_quick.yaml``)::
+
+    name: ns_quick
+    solver: {resolution: 64, viscosity: 1.0e-3, forcing: fno, dt: 2.0e-3, stepper: heun-cn}
+    initial_condition: {alpha: 2.5, tau: 7.0}
+    output: {resolution: 32, t_final: 10.0, record_every: 1.0}
+    n_trajectories: 48
+    seed: 0
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sciml.config import from_dict, load_yaml, to_dict
+from sciml.errors import ConfigError
+
+
+@dataclass
+class SolverSection:
+    """Arguments of :class:`sciml.solvers.navier_stokes.NavierStokes2D`."""
+
+    resolution: int
+    viscosity: float
+    forcing: str | None = "fno"
+    domain_length: float | None = None
+    drag: float | None = None
+    dt: float = 1e-4
+    stepper: str = "cn-euler"
+
+
+@dataclass
+class InitialConditionSection:
+    """Gaussian random field N(0, sigma^2 (-Lap + tau^2)^-alpha) of the initial vorticity (FNO's)."""
+
+    alpha: float = 2.5
+    tau: float = 7.0
+    sigma: float | None = None
+
+
+@dataclass
+class OutputSection:
+    """What is recorded: frames every ``record_every`` from ``warmup`` to ``warmup + t_final``."""
+
+    t_final: float
+    record_every: float
+    resolution: int | None = None
+    downsample: str = "subsample"
+    warmup: float = 0.0
+
+
+@dataclass
+class Recipe:
+    """A generated dataset: solver, initial conditions, recorded frames, size and seed."""
+
+    name: str
+    solver: SolverSection
+    output: OutputSection
+    n_trajectories: int
+    initial_condition: InitialConditionSection = field(default_factory=InitialConditionSection)
+    seed: int = 0
+    batch_size: int = 16
+    dtype: str = "float32"
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if self.n_trajectories < 1:
+            raise ConfigError(f"recipe {self.name}: n_trajectories must be >= 1, got {self.n_trajectories}")
+        if self.batch_size < 1:
+            raise ConfigError(f"recipe {self.name}: batch_size must be >= 1, got {self.batch_size}")
+        if self.dtype not in ("float32", "float64"):
+            raise ConfigError(f"recipe {self.name}: dtype must be float32 or float64, got {self.dtype!r}")
+        if self.output.downsample not in ("subsample", "spectral"):
+            raise ConfigError(
+                f"recipe {self.name}: output.downsample must be 'subsample' or 'spectral', "
+                f"got {self.output.downsample!r}"
+            )
+        out = self.output_resolution
+        if out > self.solver.resolution or self.solver.resolution % out:
+            raise ConfigError(
+                f"recipe {self.name}: output.resolution {out} must divide solver.resolution "
+                f"{self.solver.resolution}"
+            )
+
+    @property
+    def output_resolution(self) -> int:
+        """Grid points per side of the stored frames."""
+        return self.output.resolution or self.solver.resolution
+
+    def to_yaml(self) -> str:
+        """The recipe as YAML text (stored inside generated files)."""
+        return yaml.safe_dump(to_dict(self), sort_keys=False)
+
+    @classmethod
+    def from_mapping(cls, data: dict[str, Any], where: str = "recipe") -> Recipe:
+        """Build and validate a recipe from a mapping (strict: unknown keys are errors)."""
+        return from_dict(cls, data, where)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> Recipe:
+        """Read a recipe file."""
+        return cls.from_mapping(load_yaml(path), where=str(path))

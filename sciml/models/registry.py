@@ -1,0 +1,110 @@
+"""The model registry: every family is built from a config section ``{name: ..., **kwargs}`` plus the
+dataset's shape (channels, grid), so a config never hard-codes what the data already say.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
+
+from sciml.config import nearest
+from sciml.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class ModelContext:
+    """What the data tell a model builder: channels in and out and the grid."""
+
+    in_channels: int
+    out_channels: int
+    grid_shape: tuple[int, ...]
+    domain_lengths: tuple[float, ...] = ()
+    periodic: tuple[bool, ...] = ()
+
+    @property
+    def n_dims(self) -> int:
+        """Number of spatial dimensions."""
+        return len(self.grid_shape)
+
+
+Builder = Callable[..., nn.Module]
+_REGISTRY: dict[str, Builder] = {}
+
+
+def register_model(name: str) -> Callable[[Builder], Builder]:
+    """Decorator registering ``builder(context, **kwargs) -> nn.Module`` under ``name``."""
+
+    def decorator(builder: Builder) -> Builder:
+        if name in _REGISTRY:
+            raise ValueError(f"model {name!r} registered twice")
+        _REGISTRY[name] = builder
+        return builder
+
+    return decorator
+
+
+def available_models() -> list[str]:
+    """Names of every registered model family."""
+    _load_families()
+    return sorted(_REGISTRY)
+
+
+def model_arguments(name: str) -> dict[str, Any]:
+    """The keyword arguments a family accepts, with their defaults (``inspect.Parameter.empty`` if none)."""
+    _load_families()
+    builder = _get(name)
+    params = list(inspect.signature(builder).parameters.values())[1:]
+    return {
+        p.name: p.default for p in params if p.kind is p.KEYWORD_ONLY or p.kind is p.POSITIONAL_OR_KEYWORD
+    }
+
+
+def build_model(name: str, kwargs: Mapping[str, Any] | None, context: ModelContext) -> nn.Module:
+    """Build family ``name`` with ``kwargs`` for data described by ``context``.
+
+    Unknown families and unknown arguments raise :class:`ConfigError` naming the nearest valid one.
+    """
+    _load_families()
+    builder = _get(name)
+    kwargs = dict(kwargs or {})
+    valid = model_arguments(name)
+    for key in kwargs:
+        if key not in valid:
+            raise ConfigError(f"model {name!r}: unknown argument {key!r}; {nearest(key, valid)}")
+    try:
+        return builder(context, **kwargs)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"model {name!r}: {err}") from err
+
+
+def spectral_layer_types() -> tuple[type, ...]:
+    """Layer classes that compute FFTs (kept in float32 under mixed precision)."""
+    from neuralop.layers.spectral_convolution import SpectralConv
+
+    return (SpectralConv, *_SPECTRAL_LAYERS)
+
+
+_SPECTRAL_LAYERS: list[type] = []
+
+
+def register_spectral_layer(cls: type) -> type:
+    """Class decorator for a family's own FFT layer (see :func:`spectral_layer_types`)."""
+    _SPECTRAL_LAYERS.append(cls)
+    return cls
+
+
+def _get(name: str) -> Builder:
+    if name not in _REGISTRY:
+        raise ConfigError(f"unknown model {name!r}; {nearest(name, _REGISTRY)}")
+    return _REGISTRY[name]
+
+
+def _load_families() -> None:
+    """Import the built-in families (each registers itself)."""
+    import sciml.models.fno  # noqa: F401

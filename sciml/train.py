@@ -1,0 +1,124 @@
+"""``python -m sciml.train CONFIG.yaml [section.key=value ...] [--resume] [--run-dir DIR]``.
+
+Reads the run config, prepares the data (generating a recipe's dataset into the cache on first use),
+builds the model from the registry, trains it with the shared :class:`~sciml.training.trainer.Trainer`
+and writes the run directory: ``config.yaml`` (resolved), ``metrics.jsonl`` (one row per epoch),
+``checkpoints/{last,best}.pt`` and the evaluation report (``report/metrics.json`` and PNGs).
+
+Multi-GPU / multi-node: ``torchrun --nproc_per_node=G -m sciml.train CONFIG.yaml``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import logging
+import os
+import sys
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from sciml.errors import SciMLError
+from sciml.models.registry import ModelContext, build_model
+from sciml.models.wrappers import Normalized
+from sciml.training.config import RunConfig, load_config
+from sciml.training.data import DataBundle, build_data, resolve_data_path
+from sciml.training.distributed import DistributedContext, setup, teardown
+from sciml.training.trainer import Trainer
+
+logger = logging.getLogger("sciml.train")
+
+
+def default_run_dir(config: RunConfig) -> Path:
+    """``runs/<config name>/<train.name or a UTC timestamp>``."""
+    name = config.train.name or datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / config.name / name
+
+
+def build_operator(config: RunConfig, data: DataBundle) -> torch.nn.Module:
+    """The registry's model for this data, wrapped with the data's normalization."""
+    meta = data.metadata
+    context = ModelContext(
+        in_channels=data.in_channels,
+        out_channels=data.out_channels,
+        grid_shape=tuple(meta.grid_shape),
+        domain_lengths=data.lengths,
+        periodic=tuple(meta.periodic),
+    )
+    torch.manual_seed(config.train.seed)
+    model = build_model(config.model_name, config.model_kwargs, context)
+    return Normalized(model, *data.x_stats, *data.y_stats)
+
+
+def _agree_on_run_dir(run_dir: Path, context: DistributedContext) -> Path:
+    """Every process uses rank 0's run directory (timestamps may differ between processes)."""
+    if not context.enabled:
+        return run_dir
+    holder = [str(run_dir)]
+    dist.broadcast_object_list(holder, src=0)
+    return Path(holder[0])
+
+
+def run(config: RunConfig, run_dir: Path | None = None, base_dir: Path | None = None) -> Path:
+    """Train and evaluate one run; returns its directory."""
+    context = setup(config.train.device)
+    try:
+        run_dir = _agree_on_run_dir(Path(run_dir or config.train.run_dir or default_run_dir(config)), context)
+        if context.is_main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            _write_text(run_dir / "config.yaml", config.to_yaml())
+            resolve_data_path(config.data, base_dir)  # rank 0 generates missing data first
+        if context.enabled:
+            dist.barrier()
+        data = build_data(config.data, base_dir)
+        model = build_operator(config, data)
+        n_params = sum(p.numel() * (2 if p.is_complex() else 1) for p in model.parameters())
+        logger.info(
+            "%s: %s with %d real parameters, data %s", config.name, config.model_name, n_params, data.path
+        )
+        trainer = Trainer(
+            model, config, data.train, data.valid, run_dir=run_dir, context=context, lengths=data.lengths
+        )
+        trainer.fit()
+        if context.is_main:
+            from sciml.training.report import write_report
+
+            write_report(run_dir, trainer.raw_model, config, data, trainer)
+        return run_dir
+    finally:
+        teardown()
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point; returns the exit code."""
+    parser = argparse.ArgumentParser(prog="python -m sciml.train", description=__doc__.split("\n")[0])
+    parser.add_argument("config", help="run config YAML, e.g. configs/quickstart.yaml")
+    parser.add_argument("overrides", nargs="*", help="section.key=value (e.g. optim.lr=3e-4 train.epochs=5)")
+    parser.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoints/last.pt")
+    parser.add_argument("--run-dir", help="run directory (default runs/<config>/<train.name or timestamp>)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        config = load_config(args.config, args.overrides)
+        if args.resume:
+            config.train.resume = "auto"
+            if args.run_dir is None and config.train.run_dir is None and config.train.name is None:
+                raise SciMLError("--resume needs the run to continue: give --run-dir or train.name")
+        run_dir = run(config, Path(args.run_dir) if args.run_dir else None)
+        logger.info("run directory: %s", run_dir)
+    except SciMLError as err:
+        logger.error("%s", err)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,268 @@
+"""Run configuration: YAML sections (data, model, optim, train, eval) read into dataclasses.
+
+``python -m sciml.train CONFIG.yaml section.key=value ...``: overrides are parsed as YAML scalars and must
+keep the type of the field they replace; an unknown section or key is an error naming the nearest valid
+one. The model section is ``{name: <registered family>, **arguments}``; its arguments are checked against
+the family's signature when the model is built.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sciml.config import from_dict, load_yaml, nearest, to_dict
+from sciml.errors import ConfigError
+
+
+@dataclass
+class DataConfig:
+    """Where the data come from and how samples are cut from them.
+
+    Exactly one of ``path`` (a file in any supported format) and ``recipe`` (a dataset recipe, generated
+    into the cache on first use) is given. ``mode``: ``"initial_to_final"`` (x = frame ``input_time``,
+    y = frame ``output_time``), ``"window"`` (``t_in`` frames in, ``t_out`` frames out, for
+    autoregressive models) or ``"pairs"`` (files that already hold x/y pairs).
+    """
+
+    path: str | None = None
+    recipe: str | None = None
+    format: str | None = None
+    fields: list[str] | None = None
+    mode: str = "initial_to_final"
+    input_time: int = 0
+    output_time: int = -1
+    t_in: int = 1
+    t_out: int = 1
+    stride: int = 1
+    train: float = 0.8
+    valid: float = 0.1
+    test: float = 0.1
+    split_seed: int = 0
+    shuffle_split: bool = False
+    normalize: bool = True
+    batch_size: int = 16
+    num_workers: int = 0
+
+    def __post_init__(self) -> None:
+        if (self.path is None) == (self.recipe is None):
+            raise ConfigError(
+                "data: give exactly one of 'path' (a data file) and 'recipe' (a dataset recipe)"
+            )
+        if self.mode not in ("initial_to_final", "window", "pairs"):
+            raise ConfigError(f"data.mode: {self.mode!r} is not one of initial_to_final, window, pairs")
+        if self.batch_size < 1:
+            raise ConfigError(f"data.batch_size must be >= 1, got {self.batch_size}")
+
+
+@dataclass
+class SchedulerConfig:
+    """Learning-rate schedule: ``none``, ``step`` (StepLR), ``cosine`` or ``onecycle``."""
+
+    name: str = "none"
+    step_size: int = 100
+    gamma: float = 0.5
+    warmup_steps: int = 0
+    interval: str = "epoch"
+
+    def __post_init__(self) -> None:
+        if self.name not in ("none", "step", "cosine", "onecycle"):
+            raise ConfigError(
+                f"optim.scheduler.name: {self.name!r} is not one of none, step, cosine, onecycle"
+            )
+        if self.interval not in ("epoch", "step"):
+            raise ConfigError(f"optim.scheduler.interval: {self.interval!r} is not 'epoch' or 'step'")
+
+
+@dataclass
+class OptimConfig:
+    """Optimizer (AdamW by default), gradient clipping and accumulation."""
+
+    name: str = "adamw"
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    grad_clip: float | None = None
+    accumulate: int = 1
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+
+    def __post_init__(self) -> None:
+        if self.name not in ("adamw", "adam", "sgd"):
+            raise ConfigError(f"optim.name: {self.name!r} is not one of adamw, adam, sgd")
+        if self.accumulate < 1:
+            raise ConfigError(f"optim.accumulate must be >= 1, got {self.accumulate}")
+
+
+@dataclass
+class TrainConfig:
+    """The loop: epochs, loss, device, precision, checkpoints and the run directory."""
+
+    epochs: int = 10
+    seed: int = 0
+    loss: str = "l2"
+    device: str = "auto"
+    amp: str = "auto"
+    compile: bool = False
+    run_dir: str | None = None
+    name: str | None = None
+    resume: str = "never"
+    checkpoint_metric: str = "valid_l2"
+    checkpoint_every: int = 1
+    tensorboard: bool = False
+    progress: bool = True
+    deterministic: bool = True
+
+    def __post_init__(self) -> None:
+        if self.loss not in ("l2", "h1", "h-1", "mse"):
+            raise ConfigError(f"train.loss: {self.loss!r} is not one of l2, h1, h-1, mse")
+        if self.amp not in ("auto", "bf16", "fp16", "none"):
+            raise ConfigError(f"train.amp: {self.amp!r} is not one of auto, bf16, fp16, none")
+        if self.resume not in ("never", "auto", "must"):
+            raise ConfigError(f"train.resume: {self.resume!r} is not one of never, auto, must")
+        if self.epochs < 0:
+            raise ConfigError(f"train.epochs must be >= 0, got {self.epochs}")
+
+
+@dataclass
+class EvalConfig:
+    """What the report holds: test resolutions (zero-shot), rollout length, plots."""
+
+    resolutions: list[int] = field(default_factory=list)
+    rollout_steps: int = 0
+    plots: bool = True
+    batch_size: int | None = None
+
+
+SECTIONS = {"data": DataConfig, "optim": OptimConfig, "train": TrainConfig, "eval": EvalConfig}
+
+
+@dataclass
+class RunConfig:
+    """A whole run: the five sections and the config's name (its file stem)."""
+
+    data: DataConfig
+    model: dict[str, Any]
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    name: str = "run"
+
+    @property
+    def model_name(self) -> str:
+        """The registered family of the model section."""
+        return self.model["name"]
+
+    @property
+    def model_kwargs(self) -> dict[str, Any]:
+        """The model section without its name: the family's arguments."""
+        return {k: v for k, v in self.model.items() if k != "name"}
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dicts (YAML/JSON)."""
+        return to_dict(self)
+
+    def to_yaml(self) -> str:
+        """The resolved config as YAML."""
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+def config_from_mapping(data: dict[str, Any], name: str = "run", where: str = "config") -> RunConfig:
+    """Build a :class:`RunConfig` from nested mappings; strict on unknown sections and keys."""
+    data = dict(data)
+    data.pop("name", None)
+    valid = [*SECTIONS, "model"]
+    for key in data:
+        if key not in valid:
+            raise ConfigError(f"{where}: unknown section {key!r}; {nearest(str(key), valid)}")
+    model = data.get("model")
+    if not isinstance(model, dict) or "name" not in model:
+        raise ConfigError(
+            f"{where}: the 'model' section must be a mapping with a 'name' (a registered family)"
+        )
+    if "data" not in data:
+        raise ConfigError(f"{where}: the 'data' section is required")
+    sections = {key: from_dict(cls, data.get(key), f"{where}: {key}") for key, cls in SECTIONS.items()}
+    return RunConfig(model=dict(model), name=name, **sections)
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str], where: str = "override") -> dict[str, Any]:
+    """Apply ``section.key=value`` overrides to a nested mapping, keeping the type of existing values.
+
+    Values are parsed as YAML scalars (``lr=3e-4``, ``fields=[vorticity]``, ``grad_clip=null``). Keys are
+    checked against the dataclass fields (or, for ``model.*``, accepted as family arguments and checked
+    when the model is built).
+    """
+    out = copy.deepcopy(data)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"{where}: {item!r} is not of the form section.key=value")
+        dotted, raw = item.split("=", 1)
+        keys = dotted.strip().split(".")
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{where}: cannot parse the value of {dotted} ({err})") from err
+        _check_override_path(keys, dotted)
+        node = out
+        for key in keys[:-1]:
+            node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"{where}: {dotted}: {key!r} is not a section")
+        old = node.get(keys[-1])
+        if old is not None and value is not None and not _same_kind(old, value):
+            raise ConfigError(
+                f"{where}: {dotted}={raw!r} changes the type of the value ({type(old).__name__} "
+                f"{old!r} -> {type(value).__name__})"
+            )
+        node[keys[-1]] = value
+    return out
+
+
+def _same_kind(old: Any, new: Any) -> bool:
+    if isinstance(old, bool) or isinstance(new, bool):
+        return isinstance(old, bool) and isinstance(new, bool)
+    if isinstance(old, int | float) and isinstance(new, int | float):
+        return not (isinstance(old, int) and isinstance(new, float) and not new.is_integer())
+    return isinstance(new, type(old))
+
+
+def _check_override_path(keys: list[str], dotted: str) -> None:
+    """Unknown sections/keys of the fixed sections are errors naming the nearest valid key."""
+    section = keys[0]
+    if section == "model":
+        if len(keys) < 2:
+            raise ConfigError(f"override {dotted}: name a model argument, e.g. model.width=64")
+        return
+    if section not in SECTIONS:
+        raise ConfigError(
+            f"override {dotted}: unknown section {section!r}; {nearest(section, [*SECTIONS, 'model'])}"
+        )
+    cls: Any = SECTIONS[section]
+    for key in keys[1:]:
+        if not dataclasses.is_dataclass(cls):
+            raise ConfigError(f"override {dotted}: {key!r} is below a plain value")
+        names = {f.name: f for f in dataclasses.fields(cls)}
+        if key not in names:
+            raise ConfigError(f"override {dotted}: unknown key {key!r}; {nearest(key, names)}")
+        hint = cls.__dataclass_fields__[key].type
+        cls = _resolve_dataclass(hint)
+
+
+def _resolve_dataclass(hint: Any) -> Any:
+    """The dataclass a (string) annotation names, if it is one of ours; else None."""
+    names = {c.__name__: c for c in (SchedulerConfig,)}
+    return names.get(hint if isinstance(hint, str) else getattr(hint, "__name__", ""))
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
+    """Read a run config file and apply overrides."""
+    p = Path(path)
+    data = load_yaml(p)
+    if overrides:
+        data = apply_overrides(data, overrides)
+    return config_from_mapping(data, name=str(data.get("name") or p.stem), where=str(p))

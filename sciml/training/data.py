@@ -1,0 +1,165 @@
+"""From the ``data`` section of a run config to train/valid/test sample datasets.
+
+The data are a file in any format ``sciml.datasets.open`` reads, or a recipe generated into the cache
+on first use. Trajectories are split into train/valid/test (never windows), samples are cut in the
+configured mode, and normalization statistics are computed on the training trajectories only.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from sciml.datasets.normalization import FieldNormalizer
+from sciml.datasets.windows import InitialToFinalDataset, TimeWindowDataset, split_by_trajectory
+from torch.utils.data import Dataset
+
+import sciml.datasets as sd
+from sciml.datasets.base import PairDataset, TrajectoryDataset
+from sciml.datasets.metadata import DatasetMetadata
+from sciml.errors import ConfigError
+from sciml.training.config import DataConfig
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class DataBundle:
+    """The three splits, the source metadata and the normalization of inputs and outputs."""
+
+    train: Dataset
+    valid: Dataset | None
+    test: Dataset | None
+    metadata: DatasetMetadata
+    in_channels: int
+    out_channels: int
+    x_stats: tuple[torch.Tensor, torch.Tensor]
+    y_stats: tuple[torch.Tensor, torch.Tensor]
+    source: Any
+    path: Path
+    splits: dict[str, np.ndarray]
+
+    @property
+    def lengths(self) -> tuple[float, ...]:
+        """Box lengths of the grid (1 per axis when the file does not say)."""
+        return tuple(self.metadata.domain_lengths) or (1.0,) * len(self.metadata.grid_shape)
+
+
+def resolve_data_path(cfg: DataConfig, base_dir: Path | None = None, generate_missing: bool = True) -> Path:
+    """The data file of a config: ``path`` as given, or the cache file of ``recipe`` (generated if absent)."""
+    base = base_dir or Path.cwd()
+    if cfg.path is not None:
+        p = Path(cfg.path)
+        return p if p.is_absolute() or p.exists() else base / p
+    from sciml.datasets.generate import default_output_path, generate
+    from sciml.datasets.recipes import Recipe
+
+    recipe_path = Path(cfg.recipe)
+    if not recipe_path.exists() and not recipe_path.is_absolute():
+        recipe_path = base / recipe_path
+    recipe = Recipe.from_yaml(recipe_path)
+    path = default_output_path(recipe)
+    if not path.exists() and generate_missing:
+        logger.info("generating %s into the cache (%s)", recipe.name, path)
+        generate(recipe, path)
+    return path
+
+
+def channel_indices(metadata: DatasetMetadata, fields: list[str] | None) -> list[int] | None:
+    """Channel numbers of the selected field names (``None``: all channels)."""
+    if fields is None:
+        return None
+    names = list(metadata.field_names)
+    missing = [f for f in fields if f not in names]
+    if missing:
+        raise ConfigError(f"data.fields: {missing} not in the file's fields {names}")
+    return [names.index(f) for f in fields]
+
+
+class ChannelSelection(Dataset):
+    """Keep only some channels of each frame of ``x`` and ``y`` (fields selected by the config)."""
+
+    def __init__(self, samples: Dataset, channels: list[int], n_channels: int, t_in: int, t_out: int) -> None:
+        self.samples = samples
+        self.x_index = [t * n_channels + c for t in range(t_in) for c in channels]
+        self.y_index = [t * n_channels + c for t in range(t_out) for c in channels]
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        item = self.samples[i]
+        return {**item, "x": item["x"][self.x_index], "y": item["y"][self.y_index]}
+
+
+def build_data(cfg: DataConfig, base_dir: Path | None = None, path: Path | None = None) -> DataBundle:
+    """Open the data, split by trajectory, cut samples and fit the normalization on the training split."""
+    path = path or resolve_data_path(cfg, base_dir)
+    source = sd.open(path, format=cfg.format)
+    meta = source.metadata
+    splits = split_by_trajectory(
+        len(source),
+        fractions=(cfg.train, cfg.valid, cfg.test),
+        seed=cfg.split_seed,
+        shuffle=cfg.shuffle_split,
+    )
+    if isinstance(source, PairDataset):
+        if cfg.mode != "pairs":
+            raise ConfigError(f"data.mode: {path} holds input/output pairs; use mode: pairs")
+        parts = {name: torch.utils.data.Subset(source, idx.tolist()) for name, idx in splits.items()}
+        t_in = t_out = 1
+    else:
+        if not isinstance(source, TrajectoryDataset):
+            raise ConfigError(f"{path}: unsupported dataset type {type(source).__name__}")
+        if cfg.mode == "pairs":
+            raise ConfigError(f"data.mode: {path} holds trajectories; use mode initial_to_final or window")
+        if cfg.mode == "initial_to_final":
+            t_in = t_out = 1
+            parts = {
+                name: InitialToFinalDataset(source, cfg.input_time, cfg.output_time, trajectory_indices=idx)
+                for name, idx in splits.items()
+            }
+        else:
+            t_in, t_out = cfg.t_in, cfg.t_out
+            parts = {
+                name: TimeWindowDataset(source, t_in, t_out, stride=cfg.stride, trajectory_indices=idx)
+                for name, idx in splits.items()
+            }
+    channels = channel_indices(meta, cfg.fields)
+    n_fields = meta.n_channels
+    if channels is not None:
+        parts = {name: ChannelSelection(ds, channels, n_fields, t_in, t_out) for name, ds in parts.items()}
+        n_fields = len(channels)
+    x_stats, y_stats = _fit_stats(parts["train"], cfg.normalize)
+    if len(parts["train"]) == 0:
+        raise ConfigError(f"data: the training split of {path} is empty ({len(source)} trajectories)")
+    sample = parts["train"][0]
+    return DataBundle(
+        train=parts["train"],
+        valid=parts["valid"] if len(parts["valid"]) else None,
+        test=parts["test"] if len(parts["test"]) else None,
+        metadata=meta,
+        in_channels=int(sample["x"].shape[0]),
+        out_channels=int(sample["y"].shape[0]),
+        x_stats=x_stats,
+        y_stats=y_stats,
+        source=source,
+        path=Path(path),
+        splits=splits,
+    )
+
+
+def _fit_stats(train: Dataset, normalize: bool) -> tuple[tuple[torch.Tensor, torch.Tensor], ...]:
+    """Per-channel mean/std of x and y over the training samples (one streaming pass)."""
+    first = train[0]
+    cx, cy = first["x"].shape[0], first["y"].shape[0]
+    if not normalize:
+        return (torch.zeros(cx), torch.ones(cx)), (torch.zeros(cy), torch.ones(cy))
+    fx, fy = FieldNormalizer(), FieldNormalizer()
+    fx.fit(train[i]["x"] for i in range(len(train)))
+    fy.fit(train[i]["y"] for i in range(len(train)))
+    return (fx.mean_tensor(), fx.std_tensor()), (fy.mean_tensor(), fy.std_tensor())

@@ -1,0 +1,180 @@
+"""The evaluation report of a run: ``report/metrics.json`` and the PNGs a person would look at.
+
+Test errors are the relative L2, H1 and H^-1 errors of :mod:`sciml.metrics` (per sample and channel,
+averaged), at the training resolution and at every ``eval.resolutions`` entry (zero-shot). For windowed
+(autoregressive) data with ``eval.rollout_steps > 0`` the model is rolled out on each test trajectory
+and the error of every predicted frame is reported and plotted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from sciml.metrics import scalar_spectrum, sobolev_error
+from sciml.training.config import RunConfig
+
+logger = logging.getLogger(__name__)
+
+ERRORS = {"l2": 0.0, "h1": 1.0, "h-1": -1.0}
+
+
+@torch.no_grad()
+def evaluate_errors(
+    model: nn.Module, dataset: Dataset, lengths: tuple[float, ...], batch_size: int = 16
+) -> dict[str, Any]:
+    """Relative L2/H1/H^-1 test errors (mean, std, median over samples) and one example batch."""
+    model.eval()
+    device = next(model.parameters()).device
+    per_sample: dict[str, list[torch.Tensor]] = {k: [] for k in ERRORS}
+    example = None
+    pred_spectra, true_spectra = [], []
+    for batch in DataLoader(dataset, batch_size=batch_size):
+        x, y = batch["x"].to(device), batch["y"].to(device)
+        pred = model(x).float()
+        for name, s in ERRORS.items():
+            per_sample[name].append(sobolev_error(pred, y, s=s, lengths=lengths).mean(dim=-1).cpu())
+        pred_spectra.append(scalar_spectrum(pred[:, -1], lengths=lengths).cpu())
+        true_spectra.append(scalar_spectrum(y[:, -1], lengths=lengths).cpu())
+        if example is None:
+            example = (x[:1].cpu(), y[:1].cpu(), pred[:1].cpu())
+    out: dict[str, Any] = {"n_samples": len(dataset)}
+    for name, values in per_sample.items():
+        v = torch.cat(values).double()
+        out[name] = {
+            "mean": v.mean().item(),
+            "std": v.std().item() if len(v) > 1 else 0.0,
+            "median": v.median().item(),
+        }
+    out["_example"] = example
+    out["_spectra"] = (torch.cat(pred_spectra).mean(0), torch.cat(true_spectra).mean(0))
+    return out
+
+
+@torch.no_grad()
+def rollout_errors(
+    model: nn.Module,
+    trajectories: Any,
+    indices: np.ndarray,
+    t_in: int,
+    t_out: int,
+    steps: int,
+    lengths: tuple[float, ...],
+    channels: list[int] | None = None,
+) -> torch.Tensor:
+    """Autoregressive rollout per trajectory: relative L2 error of each predicted frame ``[n, steps*t_out]``.
+
+    The model sees the first ``t_in`` frames, predicts ``t_out``, and its own predictions are fed back
+    as the newest frames of the next input window.
+    """
+    model.eval()
+    device = next(model.parameters()).device
+    curves = []
+    for i in indices:
+        frames = trajectories.read(int(i))
+        if channels is not None:
+            frames = frames[:, channels]
+        n_frames = min(frames.shape[0], t_in + steps * t_out)
+        c = frames.shape[1]
+        window = frames[:t_in].reshape(1, t_in * c, *frames.shape[2:]).to(device)
+        errors = []
+        for k in range((n_frames - t_in) // t_out):
+            pred = model(window).float()
+            truth = frames[t_in + k * t_out : t_in + (k + 1) * t_out].reshape(1, t_out * c, *frames.shape[2:])
+            err = sobolev_error(
+                pred.reshape(t_out, c, *frames.shape[2:]),
+                truth.reshape(t_out, c, *frames.shape[2:]).to(device),
+                s=0.0,
+                lengths=lengths,
+            )
+            errors.append(err.mean(dim=-1).cpu())
+            window = torch.cat([window, pred], dim=1)[:, -t_in * c :]
+        curves.append(torch.cat(errors))
+    return torch.stack(curves)
+
+
+def write_report(
+    run_dir: Path, model: nn.Module, config: RunConfig, data: Any, trainer: Any | None = None
+) -> dict:
+    """Evaluate ``model`` on the test split (and the extra resolutions) and write ``run_dir/report``."""
+    report_dir = Path(run_dir) / "report"
+    report_dir.mkdir(parents=True, exist_ok=True)
+    batch = config.eval.batch_size or config.data.batch_size
+    test = data.test if data.test is not None else data.valid
+    if test is None:
+        raise ValueError("no test or validation split to evaluate; set data.test > 0")
+    n_params = sum(p.numel() * (2 if p.is_complex() else 1) for p in model.parameters())
+    results: dict[str, Any] = {
+        "config": config.name,
+        "model": config.model_name,
+        "params": n_params,
+        "data": str(data.path),
+        "test": {},
+    }
+    resolution = data.metadata.grid_shape[-1]
+    main = evaluate_errors(model, test, data.lengths, batch)
+    results["test"][str(resolution)] = {k: v for k, v in main.items() if not k.startswith("_")}
+    for extra in config.eval.resolutions:
+        if extra == resolution:
+            continue
+        from sciml.training.resolution import test_set_at_resolution
+
+        other, how = test_set_at_resolution(config, data, extra)
+        ev = evaluate_errors(model, other, data.lengths, batch)
+        results["test"][str(extra)] = {k: v for k, v in ev.items() if not k.startswith("_")} | {"source": how}
+    if trainer is not None:
+        history = trainer.history
+        results["epochs"] = len(history)
+        results["train_seconds"] = trainer.train_seconds
+        results["train_samples_per_second"] = (
+            float(np.mean([h["samples_per_second"] for h in history])) if history else None
+        )
+        results["final_train_loss"] = history[-1]["train_loss"] if history else None
+    if config.eval.rollout_steps > 0 and config.data.mode == "window":
+        from sciml.training.data import channel_indices
+
+        curves = rollout_errors(
+            model,
+            data.source,
+            data.splits["test"],
+            config.data.t_in,
+            config.data.t_out,
+            config.eval.rollout_steps,
+            data.lengths,
+            channel_indices(data.metadata, config.data.fields),
+        )
+        results["rollout_l2"] = curves.mean(0).tolist()
+    _write_json(report_dir / "metrics.json", results)
+    if config.eval.plots:
+        from sciml.training.plots import plot_example, plot_losses, plot_rollout, plot_spectra
+
+        plot_example(report_dir / "prediction.png", *main["_example"])
+        plot_spectra(report_dir / "spectrum.png", *main["_spectra"])
+        if trainer is not None and trainer.history:
+            plot_losses(report_dir / "losses.png", trainer.history)
+        if "rollout_l2" in results:
+            plot_rollout(report_dir / "rollout.png", results["rollout_l2"])
+    summary = results["test"][str(resolution)]
+    logger.info(
+        "test @%d: rel L2 %.4g  H1 %.4g  H-1 %.4g  (%s)",
+        resolution,
+        summary["l2"]["mean"],
+        summary["h1"]["mean"],
+        summary["h-1"]["mean"],
+        report_dir,
+    )
+    return results
+
+
+def _write_json(path: Path, payload: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(payload, indent=2))
+    os.replace(tmp, path)

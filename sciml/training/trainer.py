@@ -1,0 +1,371 @@
+"""The one training loop shared by every neural family.
+
+Read it top to bottom: set-up (device, precision, DDP, optimizer, scheduler), ``fit`` (resume, epochs,
+checkpoints), ``train_epoch`` (the steps), ``validate``. The model is any ``nn.Module`` mapping
+``x [B, C_in, *grid] -> y [B, C_out, *grid]``; samples are dicts ``{"x": ..., "y": ...}``.
+
+Exact resume: data order depends only on ``(seed, epoch)`` (:class:`EpochSampler`), checkpoints are taken
+at epoch ends with every RNG state, and a killed run resumed from ``last`` repeats the interrupted epoch
+from the same state, so it ends with the same weights as an uninterrupted run (on the CPU, bitwise).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from sciml.errors import ConfigError, SciMLError
+from sciml.metrics import SobolevLoss, sobolev_error
+from sciml.models.registry import spectral_layer_types
+from sciml.training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state, unwrap
+from sciml.training.config import RunConfig
+from sciml.training.distributed import DistributedContext, all_reduce_sum, resolve_device
+from sciml.training.sampler import EpochSampler
+
+logger = logging.getLogger(__name__)
+
+
+class TrainingDivergedError(SciMLError, FloatingPointError):
+    """The loss became NaN or infinite; training stopped and the last good checkpoint was kept."""
+
+
+def build_loss(name: str, lengths: tuple[float, ...]) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """The training loss: relative Sobolev errors (l2, h1, h-1, per sample and channel, averaged) or MSE."""
+    if name == "mse":
+        return nn.MSELoss()
+    s = {"l2": 0.0, "h1": 1.0, "h-1": -1.0}[name]
+    return SobolevLoss(s=s, relative=True, lengths=lengths)
+
+
+def build_optimizer(model: nn.Module, config: RunConfig) -> torch.optim.Optimizer:
+    """AdamW (default), Adam or SGD over the model's parameters."""
+    o = config.optim
+    params = [p for p in model.parameters() if p.requires_grad]
+    if o.name == "adamw":
+        return torch.optim.AdamW(params, lr=o.lr, weight_decay=o.weight_decay, betas=tuple(o.betas))
+    if o.name == "adam":
+        return torch.optim.Adam(params, lr=o.lr, weight_decay=o.weight_decay, betas=tuple(o.betas))
+    return torch.optim.SGD(params, lr=o.lr, weight_decay=o.weight_decay, momentum=o.betas[0])
+
+
+def build_scheduler(
+    optimizer: torch.optim.Optimizer, config: RunConfig, steps_per_epoch: int
+) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """StepLR, cosine or one-cycle; stepped per epoch or per optimizer step (``interval``)."""
+    s = config.optim.scheduler
+    per_step = s.interval == "step" or s.name == "onecycle"
+    total = max(1, config.train.epochs * (steps_per_epoch if per_step else 1))
+    if s.name == "none":
+        return None
+    if s.name == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=s.step_size, gamma=s.gamma)
+    if s.name == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
+    return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.optim.lr, total_steps=total)
+
+
+def keep_spectral_layers_in_float32(model: nn.Module) -> int:
+    """Under autocast, feed every spectral layer float32 input so its FFTs run in float32.
+
+    Autocast leaves complex tensors alone, so the spectral weights act in complex64; the layers around
+    them run in bf16. Returns the number of layers hooked.
+    """
+    types = spectral_layer_types()
+    count = 0
+    for module in model.modules():
+        if types and isinstance(module, types):
+            module.register_forward_pre_hook(_inputs_to_float32)
+            count += 1
+    return count
+
+
+def _inputs_to_float32(module: nn.Module, args: tuple) -> tuple:
+    return tuple(a.float() if torch.is_tensor(a) and a.is_floating_point() else a for a in args)
+
+
+class Trainer:
+    """Trains ``model`` on ``train_set``, validates on ``valid_set``, checkpoints into ``run_dir``.
+
+    Args:
+        model: the operator (already built; the caller seeds torch before building it).
+        config: the resolved run config (optim, train sections are used here).
+        train_set, valid_set: datasets of ``{"x", "y"}`` dicts.
+        run_dir: where checkpoints and the metrics log go (``None``: nothing written).
+        context: distributed context (default: single process on ``config.train.device``).
+        lengths: physical box lengths of the grid (for the Sobolev losses).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        config: RunConfig,
+        train_set: Dataset,
+        valid_set: Dataset | None = None,
+        run_dir: str | Path | None = None,
+        context: DistributedContext | None = None,
+        lengths: tuple[float, ...] = (1.0, 1.0),
+    ) -> None:
+        self.config = config
+        t = config.train
+        self.context = context or DistributedContext(device=resolve_device(t.device))
+        self.device = self.context.device
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.lengths = lengths
+        if t.deterministic:
+            torch.backends.cudnn.deterministic = True
+            torch.backends.cudnn.benchmark = False
+
+        # precision: bf16 autocast on GPUs that have it (spectral layers kept in float32), none on CPU
+        amp = t.amp
+        if amp == "auto":
+            amp = "bf16" if self.device.type == "cuda" and torch.cuda.is_bf16_supported() else "none"
+        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
+        self.raw_model = model.to(self.device)
+        if self.amp_dtype is not None:
+            hooked = keep_spectral_layers_in_float32(self.raw_model)
+            logger.info("autocast %s; %d spectral layers kept in float32", amp, hooked)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=amp == "fp16")
+        self.model: nn.Module = self.raw_model
+        if t.compile:
+            self.model = torch.compile(self.model)
+        if self.context.enabled:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.model = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+
+        # data: the global batch is split evenly over the processes
+        batch = config.data.batch_size
+        if batch % self.context.world_size:
+            raise ConfigError(
+                f"data.batch_size {batch} is not divisible by the {self.context.world_size} processes"
+            )
+        self.sampler = EpochSampler(
+            len(train_set),
+            shuffle=True,
+            seed=t.seed,
+            rank=self.context.rank,
+            world_size=self.context.world_size,
+        )
+        self.loader = DataLoader(
+            train_set,
+            batch_size=batch // self.context.world_size,
+            sampler=self.sampler,
+            num_workers=config.data.num_workers,
+            pin_memory=self.device.type == "cuda",
+        )
+        self.valid_set = valid_set
+        self.loss_fn = build_loss(t.loss, lengths)
+        self.optimizer = build_optimizer(self.raw_model, config)
+        accumulate = config.optim.accumulate
+        self.steps_per_epoch = math.ceil(len(self.loader) / accumulate)
+        self.scheduler = build_scheduler(self.optimizer, config, self.steps_per_epoch)
+        self.scheduler_per_step = (
+            config.optim.scheduler.interval == "step" or config.optim.scheduler.name == "onecycle"
+        )
+
+        self.epoch = 0  # epochs completed
+        self.step = 0  # optimizer steps taken
+        self.best = math.inf
+        self.history: list[dict[str, Any]] = []
+        self.train_seconds = 0.0
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue exactly where training stands."""
+        return {
+            "model": unwrap(self.model).state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else {},
+            "scaler": self.scaler.state_dict(),
+            "sampler": self.sampler.state_dict(),
+            "epoch": self.epoch,
+            "step": self.step,
+            "best": self.best,
+            "history": self.history,
+            "train_seconds": self.train_seconds,
+            "rng": rng_state(),
+            "config": self.config.to_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`."""
+        unwrap(self.model).load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None and state["scheduler"]:
+            self.scheduler.load_state_dict(state["scheduler"])
+        if state["scaler"]:
+            self.scaler.load_state_dict(state["scaler"])
+        self.sampler.load_state_dict(state["sampler"])
+        self.epoch, self.step, self.best = state["epoch"], state["step"], state["best"]
+        self.history = list(state["history"])
+        self.train_seconds = state.get("train_seconds", 0.0)
+        set_rng_state(state["rng"])
+
+    @property
+    def checkpoint_dir(self) -> Path | None:
+        """``run_dir/checkpoints`` (holding ``last.pt`` and ``best.pt``)."""
+        return None if self.run_dir is None else self.run_dir / "checkpoints"
+
+    def save(self, name: str) -> None:
+        """Write checkpoint ``name`` (``last`` or ``best``), on rank 0 only."""
+        if self.checkpoint_dir is not None and self.context.is_main:
+            save_checkpoint(self.checkpoint_dir / f"{name}.pt", self.state_dict())
+
+    def try_resume(self) -> bool:
+        """Continue from ``last.pt`` when ``train.resume`` asks for it; returns whether it did."""
+        mode = self.config.train.resume
+        path = None if self.checkpoint_dir is None else self.checkpoint_dir / "last.pt"
+        if mode == "never" or path is None:
+            return False
+        if not path.is_file():
+            if mode == "must":
+                raise SciMLError(f"train.resume=must but there is no checkpoint at {path}")
+            return False
+        self.load_state_dict(load_checkpoint(path, map_location=self.device))
+        logger.info("resumed from %s at epoch %d (step %d)", path, self.epoch, self.step)
+        return True
+
+    # ------------------------------------------------------------------ loop
+    def fit(self) -> list[dict[str, Any]]:
+        """Train for ``train.epochs`` epochs (continuing a resumed run); returns the per-epoch history."""
+        self.try_resume()
+        total = self.config.train.epochs
+        while self.epoch < total:
+            started = time.perf_counter()
+            train_stats = self.train_epoch()
+            seconds = time.perf_counter() - started
+            self.train_seconds += seconds
+            row = {"epoch": self.epoch + 1, "step": self.step, **train_stats, "epoch_seconds": seconds}
+            if self.valid_set is not None:
+                row.update(self.validate())
+            self.epoch += 1
+            self.history.append(row)
+            metric = row.get(self.config.train.checkpoint_metric)
+            improved = metric is not None and metric < self.best
+            if improved:
+                self.best = metric
+            if self.epoch % self.config.train.checkpoint_every == 0 or self.epoch == total:
+                self.save("last")
+            if improved:
+                self.save("best")
+            self._write_log()
+            logger.info(
+                "epoch %d/%d  %s",
+                self.epoch,
+                total,
+                "  ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch"),
+            )
+        return self.history
+
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
+
+    def train_epoch(self) -> dict[str, float]:
+        """One pass over the training set; returns the mean loss and the throughput."""
+        self.model.train()
+        self.sampler.set_epoch(self.epoch)
+        accumulate = self.config.optim.accumulate
+        clip = self.config.optim.grad_clip
+        loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+        n_batches, n_samples = 0, 0
+        started = time.perf_counter()
+        bar = tqdm(
+            self.loader,
+            desc=f"epoch {self.epoch + 1}",
+            disable=not (self.config.train.progress and self.context.is_main),
+            leave=False,
+        )
+        self.optimizer.zero_grad(set_to_none=True)
+        for i, batch in enumerate(bar):
+            x = batch["x"].to(self.device, non_blocking=True)
+            y = batch["y"].to(self.device, non_blocking=True)
+            last_micro = (i + 1) % accumulate == 0 or i + 1 == len(self.loader)
+            sync = last_micro or not self.context.enabled
+            with self._no_sync(not sync), self._autocast():
+                loss = self.loss_fn(self.model(x).float(), y)
+            self._check_finite(loss)
+            self.scaler.scale(loss / accumulate).backward()
+            if last_micro:
+                if clip is not None:
+                    self.scaler.unscale_(self.optimizer)
+                    torch.nn.utils.clip_grad_norm_(self.raw_model.parameters(), clip)
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+                self.optimizer.zero_grad(set_to_none=True)
+                self.step += 1
+                if self.scheduler is not None and self.scheduler_per_step:
+                    self.scheduler.step()
+            loss_sum += loss.detach().double()
+            n_batches += 1
+            n_samples += x.shape[0]
+            if bar.disable is False and i % 10 == 0:
+                bar.set_postfix(loss=f"{loss.item():.4g}")
+        if self.scheduler is not None and not self.scheduler_per_step:
+            self.scheduler.step()
+        seconds = time.perf_counter() - started
+        totals = all_reduce_sum(
+            torch.tensor([loss_sum.item(), n_batches, n_samples], dtype=torch.float64, device=self.device),
+            self.context,
+        )
+        return {
+            "train_loss": (totals[0] / max(1.0, totals[1].item())).item(),
+            "lr": self.optimizer.param_groups[0]["lr"],
+            "samples_per_second": totals[2].item() / max(seconds, 1e-9),
+        }
+
+    def _no_sync(self, skip_sync: bool):
+        if skip_sync and isinstance(self.model, nn.parallel.DistributedDataParallel):
+            return self.model.no_sync()
+        return contextlib.nullcontext()
+
+    def _check_finite(self, loss: torch.Tensor) -> None:
+        """Stop on a NaN/inf loss on any process, keeping the last good checkpoint."""
+        bad = torch.tensor([0.0 if torch.isfinite(loss).item() else 1.0], device=self.device)
+        if all_reduce_sum(bad, self.context).item() > 0:
+            where = (
+                self.checkpoint_dir / "last.pt" if self.checkpoint_dir is not None else "none (no run_dir)"
+            )
+            raise TrainingDivergedError(
+                f"non-finite training loss ({loss.item()}) at epoch {self.epoch + 1}, step {self.step}; "
+                f"training stopped. Last good checkpoint: {where}. Lower optim.lr or set optim.grad_clip."
+            )
+
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        """Mean relative L2 error over the validation set (all processes see all of it)."""
+        self.model.eval()
+        loader = DataLoader(
+            self.valid_set, batch_size=self.config.eval.batch_size or self.config.data.batch_size
+        )
+        total = torch.zeros((), dtype=torch.float64, device=self.device)
+        count = 0
+        for batch in loader:
+            x, y = batch["x"].to(self.device), batch["y"].to(self.device)
+            with self._autocast():
+                pred = unwrap(self.model)(x).float()
+            err = sobolev_error(pred, y, s=0.0, lengths=self.lengths)
+            total += (
+                err.double().mean(dim=tuple(range(1, err.ndim))).sum() if err.ndim > 1 else err.double().sum()
+            )
+            count += x.shape[0]
+        return {"valid_l2": (total / max(count, 1)).item()}
+
+    def _write_log(self) -> None:
+        """Rewrite ``metrics.jsonl`` from the history (consistent with the checkpoint after a resume)."""
+        if self.run_dir is None or not self.context.is_main:
+            return
+        path = self.run_dir / "metrics.jsonl"
+        tmp = path.with_name(".metrics.jsonl.tmp")
+        tmp.write_text("".join(json.dumps(row) + "\n" for row in self.history))
+        os.replace(tmp, path)

@@ -1,0 +1,219 @@
+"""The shared Trainer: exact resume after SIGKILL, DDP equals one process, NaN stop, accumulation, configs."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from sciml.datasets.generate import generate
+from sciml.datasets.recipes import Recipe
+from sciml.errors import ConfigError
+from sciml.train import build_operator, main
+from sciml.training.checkpoint import CheckpointError, load_checkpoint
+from sciml.training.config import config_from_mapping, load_config
+from sciml.training.data import build_data
+from sciml.training.trainer import Trainer, TrainingDivergedError
+
+ROOT = Path(__file__).parents[2]
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory) -> Path:
+    recipe = Recipe.from_mapping(
+        {
+            "name": "tiny_train",
+            "solver": {"resolution": 16, "viscosity": 1e-3, "dt": 0.01, "stepper": "heun-cn"},
+            "output": {"t_final": 0.4, "record_every": 0.1},
+            "n_trajectories": 24,
+            "batch_size": 24,
+        }
+    )
+    return generate(recipe, tmp_path_factory.mktemp("data") / "tiny.hdf5", progress=False, device="cpu")
+
+
+def tiny_config(data_path: Path, run_dir: Path, **train) -> dict:
+    return {
+        "data": {
+            "path": str(data_path),
+            "mode": "window",
+            "t_in": 2,
+            "t_out": 1,
+            "fields": ["vorticity"],
+            "train": 0.5,
+            "valid": 0.25,
+            "test": 0.25,
+            "batch_size": 4,
+        },
+        "model": {"name": "fno", "modes": 4, "width": 8, "n_layers": 2},
+        "optim": {"lr": 1e-3, "scheduler": {"name": "step", "step_size": 2, "gamma": 0.5}},
+        "train": {"epochs": 4, "progress": False, "run_dir": str(run_dir), **train},
+        "eval": {"plots": False, "rollout_steps": 2},
+    }
+
+
+def write_config(path: Path, data: dict) -> Path:
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def final_weights(run_dir: Path) -> dict:
+    return load_checkpoint(run_dir / "checkpoints" / "last.pt")["model"]
+
+
+def assert_same_weights(a: dict, b: dict, atol: float = 0.0) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        if atol == 0.0:
+            assert torch.equal(a[key], b[key]), key
+        else:
+            torch.testing.assert_close(a[key], b[key], rtol=0, atol=atol, msg=key)
+
+
+def test_train_cli_writes_run_directory(tiny_data, tmp_path):
+    cfg = write_config(tmp_path / "tiny.yaml", tiny_config(tiny_data, tmp_path / "run"))
+    assert main([str(cfg), "train.epochs=2"]) == 0
+    run = tmp_path / "run"
+    assert (run / "config.yaml").exists()
+    rows = (run / "metrics.jsonl").read_text().splitlines()
+    assert len(rows) == 2
+    report = __import__("json").loads((run / "report" / "metrics.json").read_text())
+    assert set(report["test"]["16"]) >= {"l2", "h1", "h-1"}
+    assert len(report["rollout_l2"]) == 2
+    state = load_checkpoint(run / "checkpoints" / "last.pt")
+    assert not any(k.startswith(("module.", "_orig_mod.")) for k in state["model"])
+
+
+def test_killed_run_resumes_to_identical_weights(tiny_data, tmp_path):
+    epochs = 6
+    reference = tmp_path / "reference"
+    cfg_ref = write_config(tmp_path / "ref.yaml", tiny_config(tiny_data, reference, epochs=epochs))
+    assert main([str(cfg_ref)]) == 0
+
+    killed = tmp_path / "killed"
+    cfg = write_config(tmp_path / "killed.yaml", tiny_config(tiny_data, killed, epochs=epochs))
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sciml.train", str(cfg)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    log = killed / "metrics.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if log.exists() and len(log.read_text().splitlines()) >= 2:
+            break
+        if proc.poll() is not None:
+            break
+        time.sleep(0.01)
+    time.sleep(0.05)  # land somewhere inside a later epoch (or a save)
+    assert proc.poll() is None, "training finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = len(load_checkpoint(killed / "checkpoints" / "last.pt")["history"])
+    assert 2 <= done < epochs
+    assert main([str(cfg), "--resume"]) == 0
+    assert_same_weights(final_weights(reference), final_weights(killed))
+    history = [yaml.safe_load(line) for line in (killed / "metrics.jsonl").read_text().splitlines()]
+    assert [h["epoch"] for h in history] == list(range(1, epochs + 1))
+
+
+def test_interrupted_save_leaves_previous_checkpoint_usable(tiny_data, tmp_path):
+    run = tmp_path / "run"
+    cfg = write_config(tmp_path / "c.yaml", tiny_config(tiny_data, run, epochs=1))
+    assert main([str(cfg)]) == 0
+    ckpt = run / "checkpoints" / "last.pt"
+    # a save killed half-way leaves only a truncated temporary file beside the good one
+    partial = ckpt.with_name(".last.pt.tmp")
+    partial.write_bytes(ckpt.read_bytes()[: ckpt.stat().st_size // 2])
+    assert main([str(cfg), "--resume", "train.epochs=2"]) == 0
+    assert len(load_checkpoint(ckpt)["history"]) == 2
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(ckpt.read_bytes()[:1000])
+    with pytest.raises(CheckpointError, match=r"truncated\.pt"):
+        load_checkpoint(truncated)
+
+
+def _trainer(tiny_data, run_dir, **overrides):
+    data = tiny_config(tiny_data, run_dir)
+    for dotted, value in overrides.items():
+        section, key = dotted.split("__")
+        data[section][key] = value
+    config = config_from_mapping(data, name="t")
+    bundle = build_data(config.data)
+    model = build_operator(config, bundle)
+    return Trainer(model, config, bundle.train, bundle.valid, run_dir=run_dir, lengths=bundle.lengths)
+
+
+def test_gradient_accumulation_matches_the_large_batch(tiny_data, tmp_path):
+    big = _trainer(tiny_data, tmp_path / "a", data__batch_size=4, train__epochs=2)
+    small = _trainer(tiny_data, tmp_path / "b", data__batch_size=2, optim__accumulate=2, train__epochs=2)
+    big.fit()
+    small.fit()
+    assert_same_weights(big.raw_model.state_dict(), small.raw_model.state_dict(), atol=1e-6)
+
+
+def test_nan_loss_stops_with_a_clear_error_and_keeps_last_checkpoint(tiny_data, tmp_path):
+    trainer = _trainer(tiny_data, tmp_path / "nan", train__epochs=3)
+    trainer.config.train.epochs = 1
+    trainer.fit()
+    good = load_checkpoint(tmp_path / "nan" / "checkpoints" / "last.pt")["model"]
+    trainer.config.train.epochs = 3
+    with torch.no_grad():
+        next(trainer.raw_model.parameters()).fill_(float("nan"))
+    with pytest.raises(TrainingDivergedError, match=r"non-finite training loss.*last.pt"):
+        trainer.fit()
+    assert_same_weights(good, load_checkpoint(tmp_path / "nan" / "checkpoints" / "last.pt")["model"])
+
+
+def test_ddp_two_processes_equal_one_process(tiny_data, tmp_path):
+    one = tmp_path / "one"
+    cfg_one = write_config(tmp_path / "one.yaml", tiny_config(tiny_data, one, epochs=2))
+    assert main([str(cfg_one)]) == 0
+    two = tmp_path / "two"
+    cfg_two = write_config(tmp_path / "two.yaml", tiny_config(tiny_data, two, epochs=2))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node=2",
+            "--master_port=29517",
+            "-m",
+            "sciml.train",
+            str(cfg_two),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    a, b = final_weights(one), final_weights(two)
+    assert any(v.is_complex() for v in a.values())  # spectral weights are complex
+    assert_same_weights(a, b, atol=1e-6)
+
+
+def test_config_errors_name_the_nearest_key(tiny_data, tmp_path):
+    cfg = write_config(tmp_path / "c.yaml", tiny_config(tiny_data, tmp_path / "r"))
+    with pytest.raises(ConfigError, match="did you mean 'epochs'"):
+        load_config(cfg, ["train.epoch=3"])
+    with pytest.raises(ConfigError, match="changes the type"):
+        load_config(cfg, ["train.epochs=fast"])
+    with pytest.raises(ConfigError, match="did you mean 'optim'"):
+        load_config(cfg, ["optimizer.lr=1"])
+    assert load_config(cfg, ["optim.lr=3e-4"]).optim.lr == pytest.approx(3e-4)
+    bad = tiny_config(tiny_data, tmp_path / "r")
+    bad["model"]["widht"] = 3
+    with pytest.raises(ConfigError, match="did you mean 'width'"):
+        build_operator(config_from_mapping(bad), build_data(config_from_mapping(bad).data))
+    assert main([str(tmp_path / "missing.yaml")]) == 2
