@@ -4,7 +4,8 @@ For each (resolution, batch, dtype, stepper) the script times, in the same run a
 
 * ``step``: one time step of :class:`sciml.solvers.navier_stokes.NavierStokes2D` on the spectrum;
 * ``fft floor``: only the FFTs that step performs (per explicit evaluation one batched ``irfft2`` of the
-  velocity pair and one batched ``rfft2`` of the two products), on tensors of the same shapes;
+  velocity pair and one batched ``rfft2`` of the two products, in the same cache-sized blocks of
+  trajectories as the step), on tensors of the same shapes;
 * ``fno-style step``: a step written the way the FNO data generator writes it (five FFTs per step: four
   inverse for u, v, w_x, w_y and one forward, complex arithmetic on full spectra), the usual torch
   implementation, as a reference on the same machine.
@@ -94,10 +95,13 @@ def bench_case(
     def ours():
         solver._step_spectral(w_hat, ops)
 
-    def floor():
+    block = ops.block_trajectories or batch
+
+    def floor():  # the same transforms, in the same blocks of trajectories as the step
         for _ in range(evaluations):
-            torch.fft.irfft2(pair_hat, s=ops.shape)
-            torch.fft.rfft2(pair)
+            for start in range(0, batch, block):
+                torch.fft.irfft2(pair_hat[start : start + block], s=ops.shape)
+                torch.fft.rfft2(pair[start : start + block])
 
     def floor_five():
         for _ in range(4):

@@ -4,17 +4,30 @@
 """
 
 from sciml.datasets.base import PairDataset, TrajectoryDataset
+from sciml.datasets.in_memory import ArrayPairDataset, ArrayTrajectoryDataset
 from sciml.datasets.metadata import DatasetMetadata
+from sciml.datasets.normalization import FieldNormalizer, NormalizerModule
 from sciml.datasets.registry import available_formats, open_dataset, register_reader
+from sciml.datasets.windows import InitialToFinalDataset, TimeWindowDataset, split_by_trajectory
+from sciml.datasets.xarray_view import pairs_to_xarray, trajectories_to_xarray
 
 open = open_dataset
 
 __all__ = [
+    "ArrayPairDataset",
+    "ArrayTrajectoryDataset",
     "DatasetMetadata",
+    "FieldNormalizer",
+    "InitialToFinalDataset",
+    "NormalizerModule",
     "PairDataset",
+    "TimeWindowDataset",
     "TrajectoryDataset",
     "available_formats",
     "open",
     "open_dataset",
+    "pairs_to_xarray",
     "register_reader",
+    "split_by_trajectory",
+    "trajectories_to_xarray",
 ]

@@ -183,7 +183,6 @@ class _SpectralOperators:
             if device.type != "cpu"
             else max(1, (2 << 20) // (2 * n * (n // 2 + 1) * (2 * real.itemsize)))
         )
-        self.block_trajectories = None  # TODO measure on a quiet machine
 
 
 class NavierStokes2D:
