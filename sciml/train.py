@@ -79,7 +79,7 @@ def run(config: RunConfig, run_dir: Path | None = None, base_dir: Path | None = 
             "%s: %s with %d real parameters, data %s", config.name, config.model_name, n_params, data.path
         )
         trainer = Trainer(
-            model, config, data.train, data.valid, run_dir=run_dir, context=context, lengths=data.lengths
+            model, config, data.train, data.valid, run_dir=run_dir, context=context, metadata=data.metadata
         )
         trainer.fit()
         if context.is_main:
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("overrides", nargs="*", help="section.key=value (e.g. optim.lr=3e-4 train.epochs=5)")
     parser.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoints/last.pt")
     parser.add_argument("--run-dir", help="run directory (default runs/<config>/<train.name or timestamp>)")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         config = load_config(args.config, args.overrides)

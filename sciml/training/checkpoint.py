@@ -41,6 +41,16 @@ def unwrap(model: nn.Module) -> nn.Module:
             return model
 
 
+def tensor_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The unwrapped model's state dict with tensors only.
+
+    Some libraries put Python objects into state dicts (neuraloperator adds its constructor arguments,
+    functions included, under ``_metadata``); those cannot be loaded without pickle, and our checkpoints
+    carry the constructor arguments in the config instead.
+    """
+    return {k: v for k, v in unwrap(model).state_dict().items() if torch.is_tensor(v)}
+
+
 def rng_state() -> dict[str, Any]:
     """Every RNG state (torch CPU and CUDA, numpy, Python) as tensors and plain values."""
     np_state = np.random.get_state()

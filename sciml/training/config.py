@@ -207,6 +207,8 @@ def apply_overrides(data: dict[str, Any], overrides: list[str], where: str = "ov
             value = yaml.safe_load(raw)
         except yaml.YAMLError as err:
             raise ConfigError(f"{where}: cannot parse the value of {dotted} ({err})") from err
+        if isinstance(value, str):
+            value = _number_or_text(value)  # YAML 1.1 reads "3e-4" as text; users mean a number
         _check_override_path(keys, dotted)
         node = out
         for key in keys[:-1]:
@@ -221,6 +223,16 @@ def apply_overrides(data: dict[str, Any], overrides: list[str], where: str = "ov
             )
         node[keys[-1]] = value
     return out
+
+
+def _number_or_text(text: str) -> Any:
+    """``text`` as an int or float when it spells one, else unchanged."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            continue
+    return text
 
 
 def _same_kind(old: Any, new: Any) -> bool:

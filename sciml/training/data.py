@@ -14,13 +14,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from sciml.datasets.normalization import FieldNormalizer
-from sciml.datasets.windows import InitialToFinalDataset, TimeWindowDataset, split_by_trajectory
 from torch.utils.data import Dataset
 
 import sciml.datasets as sd
 from sciml.datasets.base import PairDataset, TrajectoryDataset
 from sciml.datasets.metadata import DatasetMetadata
+from sciml.datasets.normalization import FieldNormalizer
+from sciml.datasets.windows import InitialToFinalDataset, TimeWindowDataset, split_by_trajectory
 from sciml.errors import ConfigError
 from sciml.training.config import DataConfig
 
@@ -134,10 +134,13 @@ def build_data(cfg: DataConfig, base_dir: Path | None = None, path: Path | None 
     if channels is not None:
         parts = {name: ChannelSelection(ds, channels, n_fields, t_in, t_out) for name, ds in parts.items()}
         n_fields = len(channels)
-    x_stats, y_stats = _fit_stats(parts["train"], cfg.normalize)
     if len(parts["train"]) == 0:
         raise ConfigError(f"data: the training split of {path} is empty ({len(source)} trajectories)")
     sample = parts["train"][0]
+    if isinstance(source, PairDataset):
+        x_stats, y_stats = _fit_pair_stats(parts["train"], cfg.normalize)
+    else:
+        x_stats, y_stats = _fit_field_stats(source, splits["train"], channels, t_in, t_out, cfg.normalize)
     return DataBundle(
         train=parts["train"],
         valid=parts["valid"] if len(parts["valid"]) else None,
@@ -153,13 +156,38 @@ def build_data(cfg: DataConfig, base_dir: Path | None = None, path: Path | None 
     )
 
 
-def _fit_stats(train: Dataset, normalize: bool) -> tuple[tuple[torch.Tensor, torch.Tensor], ...]:
-    """Per-channel mean/std of x and y over the training samples (one streaming pass)."""
+def _fit_field_stats(
+    source: TrajectoryDataset,
+    train_indices: np.ndarray,
+    channels: list[int] | None,
+    t_in: int,
+    t_out: int,
+    normalize: bool,
+) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+    """Per-field mean/std over every frame of the training trajectories (one streaming pass).
+
+    The statistics of a field are shared by all frames of a window (repeated ``t_in`` / ``t_out`` times).
+    """
+    n_fields = len(channels) if channels is not None else source.metadata.n_channels
+    if not normalize:
+        mean, std = torch.zeros(n_fields), torch.ones(n_fields)
+    else:
+        stats = FieldNormalizer()
+        frames = (source.read(int(i)) for i in train_indices)
+        stats.fit((f[:, channels] if channels is not None else f for f in frames), channel_dim=1)
+        mean, std = stats.mean_tensor(), stats.std_tensor()
+    return (mean.repeat(t_in), std.repeat(t_in)), (mean.repeat(t_out), std.repeat(t_out))
+
+
+def _fit_pair_stats(
+    train: Dataset, normalize: bool
+) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+    """Per-channel mean/std of x and y over the training pairs."""
     first = train[0]
     cx, cy = first["x"].shape[0], first["y"].shape[0]
     if not normalize:
         return (torch.zeros(cx), torch.ones(cx)), (torch.zeros(cy), torch.ones(cy))
     fx, fy = FieldNormalizer(), FieldNormalizer()
-    fx.fit(train[i]["x"] for i in range(len(train)))
-    fy.fit(train[i]["y"] for i in range(len(train)))
+    fx.fit(train, key="x")
+    fy.fit(train, key="y")
     return (fx.mean_tensor(), fx.std_tensor()), (fy.mean_tensor(), fy.std_tensor())

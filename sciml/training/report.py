@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from sciml.metrics import scalar_spectrum, sobolev_error
+from sciml.metrics import scalar_spectrum, sobolev_error_for
 from sciml.training.config import RunConfig
 
 logger = logging.getLogger(__name__)
@@ -29,9 +29,14 @@ ERRORS = {"l2": 0.0, "h1": 1.0, "h-1": -1.0}
 
 @torch.no_grad()
 def evaluate_errors(
-    model: nn.Module, dataset: Dataset, lengths: tuple[float, ...], batch_size: int = 16
+    model: nn.Module, dataset: Dataset, metadata: Any, batch_size: int = 16
 ) -> dict[str, Any]:
-    """Relative L2/H1/H^-1 test errors (mean, std, median over samples) and one example batch."""
+    """Relative L2/H1/H^-1 test errors (mean, std, median over samples) and one example batch.
+
+    The norms follow the data's geometry (:func:`sciml.metrics.sobolev_error_for`: spectral on periodic
+    boxes, the non-periodic variant on walled ones); spectra are computed on periodic data only.
+    """
+    periodic = all(metadata.periodic)
     model.eval()
     device = next(model.parameters()).device
     per_sample: dict[str, list[torch.Tensor]] = {k: [] for k in ERRORS}
@@ -41,9 +46,11 @@ def evaluate_errors(
         x, y = batch["x"].to(device), batch["y"].to(device)
         pred = model(x).float()
         for name, s in ERRORS.items():
-            per_sample[name].append(sobolev_error(pred, y, s=s, lengths=lengths).mean(dim=-1).cpu())
-        pred_spectra.append(scalar_spectrum(pred[:, -1], lengths=lengths).cpu())
-        true_spectra.append(scalar_spectrum(y[:, -1], lengths=lengths).cpu())
+            per_sample[name].append(sobolev_error_for(pred, y, s, metadata).mean(dim=-1).cpu())
+        if periodic:
+            lengths = tuple(metadata.domain_lengths)
+            pred_spectra.append(scalar_spectrum(pred[:, -1], lengths=lengths).cpu())
+            true_spectra.append(scalar_spectrum(y[:, -1], lengths=lengths).cpu())
         if example is None:
             example = (x[:1].cpu(), y[:1].cpu(), pred[:1].cpu())
     out: dict[str, Any] = {"n_samples": len(dataset)}
@@ -55,7 +62,7 @@ def evaluate_errors(
             "median": v.median().item(),
         }
     out["_example"] = example
-    out["_spectra"] = (torch.cat(pred_spectra).mean(0), torch.cat(true_spectra).mean(0))
+    out["_spectra"] = (torch.cat(pred_spectra).mean(0), torch.cat(true_spectra).mean(0)) if periodic else None
     return out
 
 
@@ -67,7 +74,7 @@ def rollout_errors(
     t_in: int,
     t_out: int,
     steps: int,
-    lengths: tuple[float, ...],
+    metadata: Any,
     channels: list[int] | None = None,
 ) -> torch.Tensor:
     """Autoregressive rollout per trajectory: relative L2 error of each predicted frame ``[n, steps*t_out]``.
@@ -88,13 +95,8 @@ def rollout_errors(
         errors = []
         for k in range((n_frames - t_in) // t_out):
             pred = model(window).float()
-            truth = frames[t_in + k * t_out : t_in + (k + 1) * t_out].reshape(1, t_out * c, *frames.shape[2:])
-            err = sobolev_error(
-                pred.reshape(t_out, c, *frames.shape[2:]),
-                truth.reshape(t_out, c, *frames.shape[2:]).to(device),
-                s=0.0,
-                lengths=lengths,
-            )
+            truth = frames[t_in + k * t_out : t_in + (k + 1) * t_out].to(device)
+            err = sobolev_error_for(pred.reshape(truth.shape), truth, 0.0, metadata)
             errors.append(err.mean(dim=-1).cpu())
             window = torch.cat([window, pred], dim=1)[:, -t_in * c :]
         curves.append(torch.cat(errors))
@@ -120,7 +122,7 @@ def write_report(
         "test": {},
     }
     resolution = data.metadata.grid_shape[-1]
-    main = evaluate_errors(model, test, data.lengths, batch)
+    main = evaluate_errors(model, test, data.metadata, batch)
     results["test"][str(resolution)] = {k: v for k, v in main.items() if not k.startswith("_")}
     for extra in config.eval.resolutions:
         if extra == resolution:
@@ -128,7 +130,7 @@ def write_report(
         from sciml.training.resolution import test_set_at_resolution
 
         other, how = test_set_at_resolution(config, data, extra)
-        ev = evaluate_errors(model, other, data.lengths, batch)
+        ev = evaluate_errors(model, other, data.metadata, batch)
         results["test"][str(extra)] = {k: v for k, v in ev.items() if not k.startswith("_")} | {"source": how}
     if trainer is not None:
         history = trainer.history
@@ -148,7 +150,7 @@ def write_report(
             config.data.t_in,
             config.data.t_out,
             config.eval.rollout_steps,
-            data.lengths,
+            data.metadata,
             channel_indices(data.metadata, config.data.fields),
         )
         results["rollout_l2"] = curves.mean(0).tolist()
@@ -157,7 +159,8 @@ def write_report(
         from sciml.training.plots import plot_example, plot_losses, plot_rollout, plot_spectra
 
         plot_example(report_dir / "prediction.png", *main["_example"])
-        plot_spectra(report_dir / "spectrum.png", *main["_spectra"])
+        if main["_spectra"] is not None:
+            plot_spectra(report_dir / "spectrum.png", *main["_spectra"])
         if trainer is not None and trainer.history:
             plot_losses(report_dir / "losses.png", trainer.history)
         if "rollout_l2" in results:

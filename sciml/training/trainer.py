@@ -27,9 +27,16 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from sciml.errors import ConfigError, SciMLError
-from sciml.metrics import SobolevLoss, sobolev_error
+from sciml.metrics import SobolevLoss, metadata_options, sobolev_error
 from sciml.models.registry import spectral_layer_types
-from sciml.training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state, unwrap
+from sciml.training.checkpoint import (
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+    tensor_state_dict,
+    unwrap,
+)
 from sciml.training.config import RunConfig
 from sciml.training.distributed import DistributedContext, all_reduce_sum, resolve_device
 from sciml.training.sampler import EpochSampler
@@ -41,12 +48,16 @@ class TrainingDivergedError(SciMLError, FloatingPointError):
     """The loss became NaN or infinite; training stopped and the last good checkpoint was kept."""
 
 
-def build_loss(name: str, lengths: tuple[float, ...]) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """The training loss: relative Sobolev errors (l2, h1, h-1, per sample and channel, averaged) or MSE."""
+def build_loss(name: str, geometry: dict[str, Any]) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """The training loss: relative Sobolev errors (l2, h1, h-1, per sample and channel, averaged) or MSE.
+
+    ``geometry`` (box lengths, periodicity, grid kind: :func:`sciml.metrics.metadata_options`) makes
+    walled data use the non-periodic norms.
+    """
     if name == "mse":
         return nn.MSELoss()
     s = {"l2": 0.0, "h1": 1.0, "h-1": -1.0}[name]
-    return SobolevLoss(s=s, relative=True, lengths=lengths)
+    return SobolevLoss(s=s, relative=True, **geometry)
 
 
 def build_optimizer(model: nn.Module, config: RunConfig) -> torch.optim.Optimizer:
@@ -104,7 +115,8 @@ class Trainer:
         train_set, valid_set: datasets of ``{"x", "y"}`` dicts.
         run_dir: where checkpoints and the metrics log go (``None``: nothing written).
         context: distributed context (default: single process on ``config.train.device``).
-        lengths: physical box lengths of the grid (for the Sobolev losses).
+        metadata: the dataset's metadata (box lengths and periodicity for the Sobolev losses and errors;
+            default: a periodic unit box).
     """
 
     def __init__(
@@ -115,14 +127,14 @@ class Trainer:
         valid_set: Dataset | None = None,
         run_dir: str | Path | None = None,
         context: DistributedContext | None = None,
-        lengths: tuple[float, ...] = (1.0, 1.0),
+        metadata: Any | None = None,
     ) -> None:
         self.config = config
         t = config.train
         self.context = context or DistributedContext(device=resolve_device(t.device))
         self.device = self.context.device
         self.run_dir = Path(run_dir) if run_dir is not None else None
-        self.lengths = lengths
+        self.geometry = metadata_options(metadata, 4) if metadata is not None else {}
         if t.deterministic:
             torch.backends.cudnn.deterministic = True
             torch.backends.cudnn.benchmark = False
@@ -165,7 +177,7 @@ class Trainer:
             pin_memory=self.device.type == "cuda",
         )
         self.valid_set = valid_set
-        self.loss_fn = build_loss(t.loss, lengths)
+        self.loss_fn = build_loss(t.loss, self.geometry)
         self.optimizer = build_optimizer(self.raw_model, config)
         accumulate = config.optim.accumulate
         self.steps_per_epoch = math.ceil(len(self.loader) / accumulate)
@@ -184,7 +196,7 @@ class Trainer:
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue exactly where training stands."""
         return {
-            "model": unwrap(self.model).state_dict(),
+            "model": tensor_state_dict(self.model),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else {},
             "scaler": self.scaler.state_dict(),
@@ -354,7 +366,7 @@ class Trainer:
             x, y = batch["x"].to(self.device), batch["y"].to(self.device)
             with self._autocast():
                 pred = unwrap(self.model)(x).float()
-            err = sobolev_error(pred, y, s=0.0, lengths=self.lengths)
+            err = sobolev_error(pred, y, 0.0, **self.geometry)
             total += (
                 err.double().mean(dim=tuple(range(1, err.ndim))).sum() if err.ndim > 1 else err.double().sum()
             )

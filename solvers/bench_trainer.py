@@ -1,0 +1,133 @@
+"""Overhead of the shared Trainer: one epoch through it vs a minimal hand-written loop vs neuraloperator's.
+
+All three train the same FNO (same initial weights) on the same in-memory samples with the same loss
+(relative L2), optimizer (AdamW) and batch size, one epoch each, interleaved and repeated; the medians
+are compared as ratios measured in one run. Run ``python solvers/bench_trainer.py`` (``--quick`` for the
+test suite). Writes JSON with the machine, torch version and date.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import datetime
+import json
+import logging
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+from neuralop.training import Trainer as NeuralopTrainer
+from torch.utils.data import DataLoader
+
+from sciml.datasets.in_memory import ArrayPairDataset
+from sciml.metrics import SobolevLoss
+from sciml.models.registry import ModelContext, build_model
+from sciml.training.config import config_from_mapping
+from sciml.training.trainer import Trainer
+
+logger = logging.getLogger("bench_trainer")
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Run the comparison, print it, write the JSON; returns the result."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--out", default="solvers/results/trainer.json")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    device = torch.device(args.device)
+    n, res, batch, repeats = (32, 32, 8, 3) if args.quick else (256, 64, 16, 5)
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(n, 1, res, res, generator=generator)
+    y = torch.roll(x, 3, dims=-1) + 0.1 * x**2
+    dataset = ArrayPairDataset(x, y)
+    context = ModelContext(in_channels=1, out_channels=1, grid_shape=(res, res))
+    torch.manual_seed(0)
+    template = build_model("fno", {"modes": 12, "width": 32, "n_layers": 4}, context).to(device)
+    loss_fn = SobolevLoss(s=0.0, relative=True)
+
+    def fresh():
+        model = copy.deepcopy(template)
+        return model, torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-4)
+
+    def hand_loop() -> None:
+        model, opt = fresh()
+        model.train()
+        for item in DataLoader(dataset, batch_size=batch, shuffle=True):
+            xb, yb = item["x"].to(device), item["y"].to(device)
+            opt.zero_grad(set_to_none=True)
+            loss = loss_fn(model(xb), yb)
+            loss.backward()
+            opt.step()
+        _sync(device)
+
+    config = config_from_mapping(
+        {
+            "data": {"path": "in-memory", "batch_size": batch},
+            "model": {"name": "fno"},
+            "train": {"epochs": 1, "progress": False, "device": str(device), "amp": "none"},
+        }
+    )
+
+    def ours() -> None:
+        model, _ = fresh()
+        trainer = Trainer(model, config, dataset, None, run_dir=None)
+        trainer.train_epoch()
+        _sync(device)
+
+    def neuralop() -> None:
+        model, opt = fresh()
+        trainer = NeuralopTrainer(model=model, n_epochs=1, device=str(device), verbose=False, eval_interval=10**6)
+        loader = DataLoader(dataset, batch_size=batch, shuffle=True)
+        scheduler = torch.optim.lr_scheduler.StepLR(opt, step_size=10**6)
+        trainer.train(loader, {}, opt, scheduler, training_loss=loss_fn, eval_losses={})
+        _sync(device)
+
+    timings: dict[str, list[float]] = {"hand_loop": [], "sciml": [], "neuralop": []}
+    runners = {"hand_loop": hand_loop, "sciml": ours, "neuralop": neuralop}
+    for fn in runners.values():
+        fn()  # warm-up
+    for _ in range(repeats):
+        for name, fn in runners.items():
+            start = time.perf_counter()
+            fn()
+            timings[name].append(time.perf_counter() - start)
+    med = {k: statistics.median(v) for k, v in timings.items()}
+    result = {
+        "benchmark": "trainer_overhead",
+        "command": "python solvers/bench_trainer.py" + (" --quick" if args.quick else ""),
+        "machine": platform.platform(),
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "setup": {"samples": n, "resolution": res, "batch": batch, "model": "fno modes 12 width 32 layers 4"},
+        "epoch_seconds": med,
+        "ratio_sciml_to_hand_loop": med["sciml"] / med["hand_loop"],
+        "ratio_sciml_to_neuralop": med["sciml"] / med["neuralop"],
+        "target": "sciml <= 1.05x hand loop and <= 1.0x neuraloperator's Trainer",
+    }
+    logger.info(
+        "epoch: hand loop %.3f s, sciml Trainer %.3f s (%.3fx), neuraloperator Trainer %.3f s (sciml/neuralop %.3fx)",
+        med["hand_loop"], med["sciml"], result["ratio_sciml_to_hand_loop"], med["neuralop"],
+        result["ratio_sciml_to_neuralop"],
+    )
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(json.dumps(result, indent=2))
+    tmp.replace(out)
+    return result
+
+
+if __name__ == "__main__":
+    main()
