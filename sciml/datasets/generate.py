@@ -27,9 +27,9 @@ logger = logging.getLogger(__name__)
 FORMATS = {"well": ".hdf5", "mat": ".mat"}
 
 
-def _advance(bar: tqdm, base: int, steps_done: int) -> None:
-    """Move a progress bar to ``base + steps_done``."""
-    bar.update(base + steps_done - bar.n)
+def _advance(bar: tqdm, base: int, batch: int, steps_done: int) -> None:
+    """Move a progress bar counting trajectory-steps to ``base + batch * steps_done``."""
+    bar.update(base + batch * steps_done - bar.n)
 
 
 def default_cache_dir() -> Path:
@@ -159,7 +159,7 @@ def generate(
     bar = tqdm(
         total=recipe.n_trajectories * steps_per_trajectory,
         disable=not progress,
-        unit="step",
+        unit="traj-step",
         unit_scale=True,
         desc=f"generate {recipe.name}",
     )
@@ -182,11 +182,11 @@ def generate(
             )
             if o.warmup > 0:
                 w0 = solver.simulate(
-                    w0, o.warmup, o.warmup, progress=functools.partial(_advance, bar, bar.n)
+                    w0, o.warmup, o.warmup, progress=functools.partial(_advance, bar, bar.n, len(indices))
                 ).vorticity
                 w0 = w0[:, -1]
             trajectory = solver.simulate(
-                w0, o.t_final, o.record_every, progress=functools.partial(_advance, bar, bar.n)
+                w0, o.t_final, o.record_every, progress=functools.partial(_advance, bar, bar.n, len(indices))
             )
             w = downsample(trajectory.vorticity, n_out, o.downsample)
             u, v = solver.velocity(trajectory.vorticity)

@@ -14,6 +14,8 @@ import yaml
 from sciml.datasets.generate import generate
 from sciml.datasets.recipes import Recipe
 from sciml.errors import ConfigError
+from sciml.evaluate import evaluate_run
+from sciml.evaluate import main as evaluate_main
 from sciml.train import build_operator, main
 from sciml.training.checkpoint import CheckpointError, load_checkpoint, tensor_state_dict
 from sciml.training.config import config_from_mapping, load_config
@@ -87,6 +89,11 @@ def test_train_cli_writes_run_directory(tiny_data, tmp_path):
     assert len(report["rollout_l2"]) == 2
     state = load_checkpoint(run / "checkpoints" / "last.pt")
     assert not any(k.startswith(("module.", "_orig_mod.")) for k in state["model"])
+    # evaluate again, zero-shot on a finer grid (a file, not a recipe: Fourier-resampled test samples)
+    again = evaluate_run(run, resolutions=[32], checkpoint="last")
+    assert again["test"]["16"]["l2"]["mean"] == pytest.approx(report["test"]["16"]["l2"]["mean"], rel=1e-6)
+    assert again["test"]["32"]["source"].startswith("fourier-resampled")
+    assert evaluate_main([str(tmp_path / "no-such-run")]) == 2
 
 
 def test_killed_run_resumes_to_identical_weights(tiny_data, tmp_path):
