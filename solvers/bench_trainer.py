@@ -86,7 +86,9 @@ def main(argv: list[str] | None = None) -> dict:
 
     def neuralop() -> None:
         model, opt = fresh()
-        trainer = NeuralopTrainer(model=model, n_epochs=1, device=str(device), verbose=False, eval_interval=10**6)
+        trainer = NeuralopTrainer(
+            model=model, n_epochs=1, device=str(device), verbose=False, eval_interval=10**6
+        )
         loader = DataLoader(dataset, batch_size=batch, shuffle=True)
         scheduler = torch.optim.lr_scheduler.StepLR(opt, step_size=10**6)
         trainer.train(loader, {}, opt, scheduler, training_loss=loss_fn, eval_losses={})
@@ -117,8 +119,11 @@ def main(argv: list[str] | None = None) -> dict:
         "target": "sciml <= 1.05x hand loop and <= 1.0x neuraloperator's Trainer",
     }
     logger.info(
-        "epoch: hand loop %.3f s, sciml Trainer %.3f s (%.3fx), neuraloperator Trainer %.3f s (sciml/neuralop %.3fx)",
-        med["hand_loop"], med["sciml"], result["ratio_sciml_to_hand_loop"], med["neuralop"],
+        "epoch: hand loop %.3f s, sciml %.3f s (%.3fx), neuraloperator Trainer %.3f s (sciml/neuralop %.3fx)",
+        med["hand_loop"],
+        med["sciml"],
+        result["ratio_sciml_to_hand_loop"],
+        med["neuralop"],
         result["ratio_sciml_to_neuralop"],
     )
     out = Path(args.out)

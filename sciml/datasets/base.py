@@ -130,7 +130,7 @@ class TrajectoryDataset(_FileBacked, Dataset, abc.ABC):
                 array = array[::-1]
         except DataFormatError:
             raise
-        except (OSError, KeyError, RuntimeError) as err:
+        except (OSError, KeyError, RuntimeError, ValueError, TypeError, IndexError) as err:
             raise DataFormatError(
                 self.path, f"cannot read trajectory {i} ({type(err).__name__}: {err}); is the file truncated?"
             ) from err
@@ -140,7 +140,8 @@ class TrajectoryDataset(_FileBacked, Dataset, abc.ABC):
                 self.path, f"trajectory {i} read with a wrong shape", expected=expected, found=array.shape
             )
         check_finite(array, self.path, None, f"trajectory {i}, frames {start}:{stop}:{step}")
-        return torch.from_numpy(np.ascontiguousarray(array, dtype=_float_dtype(array.dtype)))
+        # a copy the caller owns: readers may hand back views of read-only memory maps
+        return torch.from_numpy(np.array(array, dtype=_float_dtype(array.dtype), order="C"))
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         return {"fields": self.read(index)}
@@ -173,7 +174,7 @@ class PairDataset(_FileBacked, Dataset, abc.ABC):
             x, y = self._read_pair(i)
         except DataFormatError:
             raise
-        except (OSError, KeyError, RuntimeError) as err:
+        except (OSError, KeyError, RuntimeError, ValueError, TypeError, IndexError) as err:
             raise DataFormatError(self.path, f"cannot read sample {i} ({type(err).__name__}: {err})") from err
         for name, array, meta in (("x", x, self.metadata), ("y", y, self.output_metadata)):
             expected = (meta.n_channels, *meta.grid_shape)
@@ -187,8 +188,8 @@ class PairDataset(_FileBacked, Dataset, abc.ABC):
                 )
             check_finite(array, self.path, name, f"sample {i}")
         return {
-            "x": torch.from_numpy(np.ascontiguousarray(x, dtype=_float_dtype(x.dtype))),
-            "y": torch.from_numpy(np.ascontiguousarray(y, dtype=_float_dtype(y.dtype))),
+            "x": torch.from_numpy(np.array(x, dtype=_float_dtype(x.dtype), order="C")),
+            "y": torch.from_numpy(np.array(y, dtype=_float_dtype(y.dtype), order="C")),
         }
 
     def to_xarray(self) -> Any:

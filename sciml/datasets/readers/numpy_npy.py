@@ -1,0 +1,268 @@
+"""Trajectories stored as one NumPy ``.npy`` array, read through a read-only memory map.
+
+The axes of the array are named by a ``layout`` string of single letters:
+
+* ``n``: trajectories (samples); ``t``: time frames; ``c``: channels;
+* ``x``, ``y``, ``z``: 1 to 3 spatial axes, in any order.
+
+``t`` and ``c`` may be left out (length 1), and so may ``n`` (a file holding one trajectory). The default
+``"ntxyc"`` is ``[N, T, X, Y, C]``. The turbulent channel flow sets of IFactFormer-m (Re_tau 180/395/590,
+domain ``(4 pi, 2, 4 pi / 3)``) are ``[b, t, nx, ny, nz, c]``, i.e. ``layout="ntxyzc"``, e.g.
+``(21, 400, 32, 33, 16, 4)``.
+
+Frames come out as ``[T_sel, C, *grid]`` with the spatial axes in ``x, y, z`` order whatever their order in
+the file; ``spatial_dims`` lists the letters present in that order, and the per-axis options
+(``domain_lengths``, ``periodic``, ``coords``) follow it too.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sciml.datasets.base import TrajectoryDataset
+from sciml.datasets.metadata import DatasetMetadata
+from sciml.datasets.registry import register_reader
+from sciml.errors import DataFormatError
+
+logger = logging.getLogger(__name__)
+
+NPY_MAGIC = b"\x93NUMPY"
+SPATIAL_LETTERS = ("x", "y", "z")
+LAYOUT_LETTERS = ("n", "t", "c", *SPATIAL_LETTERS)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A parsed axis layout: the letter of each axis of an array, in array order."""
+
+    letters: str
+
+    @property
+    def spatial(self) -> tuple[str, ...]:
+        """The spatial letters present, in ``x, y, z`` order."""
+        return tuple(a for a in SPATIAL_LETTERS if a in self.letters)
+
+    def axis(self, letter: str) -> int | None:
+        """Position of ``letter`` in the array, or ``None`` when the layout lacks it."""
+        k = self.letters.find(letter)
+        return None if k < 0 else k
+
+    def size(self, shape: Sequence[int], letter: str) -> int:
+        """Length of the axis ``letter`` in an array of ``shape`` (1 when the layout lacks it)."""
+        k = self.axis(letter)
+        return 1 if k is None else int(shape[k])
+
+
+def parse_layout(layout: str, path: str, option: str = "layout") -> Layout:
+    """Check a layout string (letters among ``n t c x y z``, no repeats, 1-3 spatial letters)."""
+    if not isinstance(layout, str):
+        raise DataFormatError(path, f"option {option}= must be a string", found=type(layout).__name__)
+    letters = layout.strip().lower()
+    bad = sorted({a for a in letters if a not in LAYOUT_LETTERS})
+    n_spatial = sum(a in SPATIAL_LETTERS for a in letters)
+    if bad or len(set(letters)) != len(letters) or not 1 <= n_spatial <= 3:
+        raise DataFormatError(
+            path,
+            f"invalid option {option}=",
+            expected="distinct letters among n, t, c, x, y, z with 1 to 3 of x, y, z (e.g. 'ntxyc')",
+            found=repr(layout),
+        )
+    return Layout(letters)
+
+
+def select_frames(array: Any, layout: Layout, index: int | None, times: slice) -> np.ndarray:
+    """Frames ``times`` of sample ``index`` of an array in ``layout``, as a fresh ``[T_sel, C, *grid]``.
+
+    ``array`` is anything indexable like a NumPy array (a memory map, an h5py or netCDF variable); only
+    the selected block is read.
+    """
+    selection: list[Any] = []
+    kept: list[str] = []
+    for letter in layout.letters:
+        if letter == "n":
+            selection.append(0 if index is None else index)
+        elif letter == "t":
+            selection.append(times)
+            kept.append(letter)
+        else:
+            selection.append(slice(None))
+            kept.append(letter)
+    block = np.asarray(array[tuple(selection)])
+    if "t" not in kept:  # a missing time axis has length 1: apply the slice to it
+        block = block[None][times]
+        kept.insert(0, "t")
+    if "c" not in kept:
+        block = block[..., None]
+        kept.append("c")
+    order = [kept.index(a) for a in ("t", "c", *layout.spatial)]
+    return np.array(block.transpose(order), copy=True)
+
+
+def per_axis(value: Any, n: int, name: str, path: str, kind: type) -> tuple[Any, ...]:
+    """Broadcast an option given once (a scalar) or per axis (a sequence) to ``n`` axes."""
+    if isinstance(value, str) or not isinstance(value, Sequence | np.ndarray):
+        return (kind(value),) * n
+    values = tuple(kind(v) for v in value)
+    if len(values) != n:
+        raise DataFormatError(path, f"option {name}= has the wrong length", expected=n, found=len(values))
+    return values
+
+
+def grid_coords(
+    dims: Sequence[str],
+    grid: Sequence[int],
+    lengths: Sequence[float],
+    periodic: Sequence[bool],
+    given: Mapping[str, Any] | None,
+    path: str,
+) -> dict[str, np.ndarray]:
+    """Coordinates per axis: ``given[axis]`` when passed, else ``i * L / n`` (periodic) or
+    ``linspace(0, L, n)`` (both ends included, e.g. walls)."""
+    given = dict(given or {})
+    unknown = sorted(set(given) - set(dims))
+    if unknown:
+        raise DataFormatError(path, "option coords= names unknown axes", expected=list(dims), found=unknown)
+    coords: dict[str, np.ndarray] = {}
+    for a, n, length, per in zip(dims, grid, lengths, periodic, strict=True):
+        if a in given:
+            c = np.asarray(given[a], dtype=np.float64).reshape(-1)
+            if c.shape != (n,):
+                raise DataFormatError(
+                    path, f"option coords[{a!r}] has the wrong length", expected=n, found=c.size
+                )
+        elif per:
+            c = np.arange(n, dtype=np.float64) * length / n
+        else:
+            c = np.linspace(0.0, length, n, dtype=np.float64)
+        coords[a] = c
+    return coords
+
+
+@register_reader
+class NpyReader(TrajectoryDataset):
+    """Trajectories from a ``.npy`` array, memory-mapped read-only (see the module docstring).
+
+    Args:
+        path: the ``.npy`` file.
+        layout: one letter per array axis among ``n, t, c, x, y, z`` (default ``"ntxyc"``); e.g.
+            ``"ntxyzc"`` for IFactFormer-m's channel flow ``[b, t, nx, ny, nz, c]``.
+        field_names: one name per channel (default ``"c0", "c1", ...``).
+        domain_lengths: box length per spatial axis (``x, y, z`` order) or one for all; default 1.0.
+        periodic: periodicity per spatial axis or one for all; default ``False`` (a ``.npy`` file does not
+            say).
+        coords: coordinates of some spatial axes ``{axis: 1D array}`` (e.g. the channel's wall-normal
+            grid); the others are ``i * L / n`` on periodic axes, ``linspace(0, L, n)`` otherwise.
+        times: time stamps of the frames (length ``T``); unknown by default.
+        viscosity: kinematic viscosity to record in the metadata.
+    """
+
+    format_name = "npy"
+    suffixes = (".npy",)
+
+    @classmethod
+    def sniff(cls, path: Path, header: bytes) -> bool:
+        """The NumPy ``.npy`` magic string ``\\x93NUMPY``."""
+        return header.startswith(NPY_MAGIC)
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        layout: str = "ntxyc",
+        field_names: Sequence[str] | None = None,
+        domain_lengths: float | Sequence[float] = 1.0,
+        periodic: bool | Sequence[bool] = False,
+        coords: Mapping[str, Any] | None = None,
+        times: Sequence[float] | None = None,
+        viscosity: float | None = None,
+    ) -> None:
+        super().__init__(path)
+        p = self.path
+        self._layout = parse_layout(layout, p)
+        array = self.handle()
+        if array.ndim != len(self._layout.letters):
+            raise DataFormatError(
+                p,
+                "number of dimensions does not match the layout",
+                expected=f"{len(self._layout.letters)} axes ({self._layout.letters!r})",
+                found=f"shape {array.shape}",
+            )
+        if array.dtype.kind not in "fiub":
+            raise DataFormatError(
+                p, "not a real numeric array", expected="float/int/bool", found=str(array.dtype)
+            )
+        shape = tuple(int(s) for s in array.shape)
+        L = self._layout
+        dims = L.spatial
+        grid = tuple(L.size(shape, a) for a in dims)
+        n_c = L.size(shape, "c")
+        n_t = L.size(shape, "t")
+        if min(shape, default=1) == 0:
+            raise DataFormatError(p, "empty array", found=f"shape {shape}")
+        if field_names is None:
+            names = tuple(f"c{k}" for k in range(n_c))
+        elif isinstance(field_names, str):
+            names = (field_names,)
+        else:
+            names = tuple(str(name) for name in field_names)
+        if len(names) != n_c:
+            raise DataFormatError(
+                p, "option field_names= does not match the channels", expected=n_c, found=list(names)
+            )
+        lengths = per_axis(domain_lengths, len(dims), "domain_lengths", p, float)
+        per = per_axis(periodic, len(dims), "periodic", p, bool)
+        stamps = None
+        if times is not None:
+            stamps = np.asarray(times, dtype=np.float64).reshape(-1)
+            if stamps.shape != (n_t,):
+                raise DataFormatError(
+                    p, "option times= does not match the frames", expected=n_t, found=stamps.size
+                )
+        self.metadata = DatasetMetadata(
+            path=p,
+            format=self.format_name,
+            field_names=names,
+            spatial_dims=dims,
+            grid_shape=grid,
+            n_trajectories=L.size(shape, "n"),
+            n_times=n_t,
+            coords=grid_coords(dims, grid, lengths, per, coords, p),
+            times=stamps,
+            periodic=per,
+            domain_lengths=lengths,
+            viscosity=viscosity,
+            parameters={"layout": L.letters, "dtype": str(array.dtype)},
+        )
+        logger.debug("opened %s as %s", p, self)
+
+    def _open_handle(self) -> np.ndarray:
+        try:
+            array = np.load(self.path, mmap_mode="r", allow_pickle=False)
+        except ValueError as err:
+            problem = (
+                "holds Python objects (only plain numeric arrays are read; pickles never are)"
+                if "allow_pickle" in str(err) or "Object arrays" in str(err)
+                else f"cannot memory-map ({err}); is the file truncated?"
+            )
+            raise DataFormatError(self.path, problem) from err
+        except (OSError, EOFError) as err:
+            raise DataFormatError(self.path, f"cannot read ({err}); is the file truncated?") from err
+        if not isinstance(array, np.ndarray):  # an .npz archive
+            array.close()
+            raise DataFormatError(
+                self.path, "not a single .npy array", expected="an .npy file", found=type(array).__name__
+            )
+        return array
+
+    def _read(self, index: int, times: slice) -> np.ndarray:
+        try:
+            return select_frames(self.handle(), self._layout, index, times)
+        except (ValueError, OSError) as err:
+            raise DataFormatError(self.path, f"cannot read trajectory {index} ({err})") from err
