@@ -14,7 +14,7 @@ from sciml.metrics.nonperiodic import sobolev_norm_nonperiodic, tukey_window
 from sciml.metrics.sobolev import (
     GridMetadata,
     metadata_options,
-    pair_sq_norms,
+    pair_norms,
     relative_h1,
     relative_h_minus_1,
     relative_l2,
@@ -42,7 +42,7 @@ __all__ = [
     "enstrophy",
     "kinetic_energy",
     "metadata_options",
-    "pair_sq_norms",
+    "pair_norms",
     "relative_h1",
     "relative_h_minus_1",
     "relative_l2",

@@ -38,12 +38,11 @@ from sciml.metrics._common import (
     grid_kinds,
     periodic_flags,
     real_field,
-    safe_sqrt,
     sobolev_order,
     spatial_dims,
     to_trailing,
 )
-from sciml.metrics._fourier import check_options, spectral_sq_norms
+from sciml.metrics._fourier import check_options, root, spectral_norms
 
 
 def _spacing(n: int, length: float, periodic: bool, grid: str) -> float:
@@ -174,7 +173,7 @@ def _fd_sq_norms(
     return total
 
 
-def _windowed_sq_norms(
+def _windowed_norms(
     u: torch.Tensor,
     s: float,
     lengths: tuple[float, ...],
@@ -193,10 +192,10 @@ def _windowed_sq_norms(
         periods.append(L if p else n * _spacing(n, L, p, g))
     window = _outer(windows).to(device=u.device, dtype=u.dtype)
     dims = tuple(range(u.ndim - m, u.ndim))
-    return spectral_sq_norms(u * window, s, tuple(periods), dims, seminorm, cutoff, alpha)
+    return spectral_norms(u * window, s, tuple(periods), dims, seminorm, cutoff, alpha)
 
 
-def nonperiodic_sq_norms(
+def nonperiodic_norms(
     u: torch.Tensor,
     s: float,
     lengths: tuple[float, ...],
@@ -208,7 +207,7 @@ def nonperiodic_sq_norms(
     alpha: float = 1.0,
     taper: float = 0.25,
 ) -> torch.Tensor:
-    """Squared H^s norms over ``dims`` of a field with walls (validated arguments); see the module doc."""
+    """H^s norms over ``dims`` of a field with walls (validated arguments); see the module doc."""
     u = to_trailing(u, dims)
     if float(s).is_integer() and s >= 0:
         if cutoff is not None:
@@ -216,10 +215,10 @@ def nonperiodic_sq_norms(
                 "cutoff selects Fourier modes; the finite-difference norm of a non-periodic field "
                 f"(integer s={s:g}) has none"
             )
-        return _fd_sq_norms(u, int(s), lengths, periodic, grid, seminorm, alpha)
+        return root(_fd_sq_norms(u, int(s), lengths, periodic, grid, seminorm, alpha))
     if not (0.0 < taper <= 1.0):
         raise ConfigError(f"taper must be in (0, 1], got {taper}")
-    return _windowed_sq_norms(u, s, lengths, periodic, grid, seminorm, cutoff, alpha, taper)
+    return _windowed_norms(u, s, lengths, periodic, grid, seminorm, cutoff, alpha, taper)
 
 
 def sobolev_norm_nonperiodic(
@@ -270,7 +269,7 @@ def sobolev_norm_nonperiodic(
     dims_t = spatial_dims(u.ndim, dims)
     m = len(dims_t)
     cutoff, alpha = check_options(cutoff, alpha)
-    sq = nonperiodic_sq_norms(
+    norms = nonperiodic_norms(
         u,
         s,
         box_lengths(lengths, m),
@@ -282,4 +281,4 @@ def sobolev_norm_nonperiodic(
         alpha,
         float(taper),
     )
-    return sq if squared else safe_sqrt(sq)
+    return norms.square() if squared else norms

@@ -34,12 +34,11 @@ from sciml.metrics._common import (
     grid_kinds,
     periodic_flags,
     real_field,
-    safe_sqrt,
     sobolev_order,
     spatial_dims,
 )
-from sciml.metrics._fourier import check_options, spectral_pair_sq_norms, spectral_sq_norms
-from sciml.metrics.nonperiodic import nonperiodic_sq_norms
+from sciml.metrics._fourier import check_options, spectral_norms, spectral_pair_norms
+from sciml.metrics.nonperiodic import nonperiodic_norms
 
 logger = logging.getLogger(__name__)
 
@@ -101,15 +100,15 @@ def sobolev_norm(
     flags = periodic_flags(periodic, m)
     cutoff, alpha = check_options(cutoff, alpha)
     if all(flags):
-        sq = spectral_sq_norms(u, s, lengths_t, dims_t, seminorm, cutoff, alpha)
+        norms = spectral_norms(u, s, lengths_t, dims_t, seminorm, cutoff, alpha)
     else:
-        sq = nonperiodic_sq_norms(
+        norms = nonperiodic_norms(
             u, s, lengths_t, dims_t, flags, grid_kinds(grid, m), seminorm, cutoff, alpha, float(taper)
         )
-    return sq if squared else safe_sqrt(sq)
+    return norms.square() if squared else norms
 
 
-def pair_sq_norms(
+def pair_norms(
     pred: torch.Tensor,
     target: torch.Tensor,
     s: float,
@@ -123,7 +122,7 @@ def pair_sq_norms(
     grid: str | Sequence[str] = "vertex",
     taper: float = 0.25,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(||pred - target||^2_{H^s}, ||target||^2_{H^s})``, each one value per non-spatial index.
+    """``(||pred - target||_{H^s}, ||target||_{H^s})``, each one value per non-spatial index.
 
     The building block of the errors, rollout curves and losses (arguments as in :func:`sobolev_norm`).
     """
@@ -135,9 +134,9 @@ def pair_sq_norms(
     flags = periodic_flags(periodic, m)
     cutoff, alpha = check_options(cutoff, alpha)
     if all(flags):
-        return spectral_pair_sq_norms(pred, target, s, lengths_t, dims_t, seminorm, cutoff, alpha)
+        return spectral_pair_norms(pred, target, s, lengths_t, dims_t, seminorm, cutoff, alpha)
     both = torch.stack([pred - target, target])
-    sq = nonperiodic_sq_norms(
+    norms = nonperiodic_norms(
         both,
         s,
         lengths_t,
@@ -149,17 +148,21 @@ def pair_sq_norms(
         alpha,
         float(taper),
     )
-    return sq[0], sq[1]
+    return norms[0], norms[1]
 
 
-def error_from_sq_norms(
-    diff_sq: torch.Tensor, target_sq: torch.Tensor, relative: bool, squared: bool, eps: float
+def error_from_norms(
+    diff: torch.Tensor, target: torch.Tensor, relative: bool, squared: bool, eps: float
 ) -> torch.Tensor:
-    """``||d|| / (||t|| + eps)`` (relative), ``||d||`` (absolute), or their squares (``squared``)."""
+    """``||d|| / (||t|| + eps)`` (relative) or ``||d||`` (absolute); squared: ``||d||^2 / (||t||^2 + eps)``.
+
+    Takes the norms ``d = ||pred - target||`` and ``t = ||target||`` (see :func:`pair_norms`).
+    """
     if squared:
-        return diff_sq / (target_sq + eps) if relative else diff_sq
-    diff = safe_sqrt(diff_sq)
-    return diff / (safe_sqrt(target_sq) + eps) if relative else diff
+        diff, target = diff.square(), target.square()
+    if not relative:
+        return diff
+    return diff / (target + eps) if eps else diff / target
 
 
 def sobolev_error(
@@ -189,7 +192,7 @@ def sobolev_error(
     Returns:
         ``pred.shape`` without the spatial axes (e.g. ``[B, C]``).
     """
-    diff_sq, target_sq = pair_sq_norms(
+    diff, target_norm = pair_norms(
         pred,
         target,
         s,
@@ -202,7 +205,7 @@ def sobolev_error(
         grid=grid,
         taper=taper,
     )
-    return error_from_sq_norms(diff_sq, target_sq, relative, squared, float(eps))
+    return error_from_norms(diff, target_norm, relative, squared, float(eps))
 
 
 def relative_l2(

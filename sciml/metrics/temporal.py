@@ -10,7 +10,8 @@ import torch
 
 from sciml.errors import ConfigError
 from sciml.metrics._common import common_pair, spatial_dims
-from sciml.metrics.sobolev import GridMetadata, error_from_sq_norms, metadata_options, pair_sq_norms
+from sciml.metrics._fourier import root
+from sciml.metrics.sobolev import GridMetadata, error_from_norms, metadata_options, pair_norms
 
 CHANNEL_REDUCTIONS = ("mean", "joint", "none")
 
@@ -68,12 +69,13 @@ def rollout_errors(
     order = [0, time_dim] + [d for d in range(1, ndim) if d != time_dim]
     options["dims"] = tuple(order.index(d) for d in dims_t)
     pred, target = pred.permute(order), target.permute(order)
-    diff_sq, target_sq = pair_sq_norms(pred, target, s, **(options | kwargs))
+    diff, target_norm = pair_norms(pred, target, s, **(options | kwargs))
     if channel_reduction == "joint":
-        rest = tuple(range(2, diff_sq.ndim))
-        if rest:
-            diff_sq, target_sq = diff_sq.sum(dim=rest), target_sq.sum(dim=rest)
-    err = error_from_sq_norms(diff_sq, target_sq, relative, squared, eps)
+        rest = tuple(range(2, diff.ndim))
+        if rest:  # one norm over all channels: root of the summed squares
+            diff = root(diff.square().sum(dim=rest))
+            target_norm = root(target_norm.square().sum(dim=rest))
+    err = error_from_norms(diff, target_norm, relative, squared, eps)
     if channel_reduction == "mean" and err.ndim > 2:
         err = err.mean(dim=tuple(range(2, err.ndim)))
     return err
