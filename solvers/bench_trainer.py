@@ -94,8 +94,11 @@ def main(argv: list[str] | None = None) -> dict:
         )
         loader = DataLoader(dataset, batch_size=batch, shuffle=True)
         scheduler = torch.optim.lr_scheduler.StepLR(opt, step_size=10**6)
-        # neuraloperator calls training_loss(out, **sample)
-        trainer.train(loader, {}, opt, scheduler, training_loss=lambda out, y, **_: loss_fn(out, y), eval_losses={})
+
+        def loss(out: torch.Tensor, y: torch.Tensor, **_: torch.Tensor) -> torch.Tensor:
+            return loss_fn(out, y)  # neuraloperator calls training_loss(out, **sample)
+
+        trainer.train(loader, {}, opt, scheduler, training_loss=loss, eval_losses={})
         _sync(device)
 
     timings: dict[str, list[float]] = {"hand_loop": [], "sciml": [], "neuralop": []}
