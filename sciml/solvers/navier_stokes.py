@@ -177,12 +177,43 @@ class _SpectralOperators:
         self.forcing_hat = None if forcing is None else torch.fft.rfft2(forcing).to(complex_dtype)
         self.shape = (n, n)
         self.dtype = dtype
+        self.complex_dtype = complex_dtype
+        self.device = device
+        if solver.stepper == "heun-cn":
+            self.half_scale = 0.5 * self.stages[0][2]
+        self._workspaces: dict[str, dict[str, torch.Tensor]] = {}
         # CPU: trajectories per block of the explicit evaluation, ~2 MiB of spectra per block (cache-sized).
         self.block_trajectories = (
             None
             if device.type != "cpu"
             else max(1, (2 << 20) // (2 * n * (n // 2 + 1) * (2 * real.itemsize)))
         )
+
+    def _buffers(self, kind: str, batch: int, shapes: dict[str, tuple[tuple[int, ...], torch.dtype]]) -> dict:
+        """Views ``[:batch]`` of buffers of one kind, reallocated only when a larger batch comes."""
+        held = self._workspaces.get(kind)
+        if held is None or next(iter(held.values())).shape[0] < batch:
+            held = {
+                name: torch.empty(shape, dtype=dtype, device=self.device)
+                for name, (shape, dtype) in shapes.items()
+            }
+            self._workspaces[kind] = held
+        return {name: buffer[:batch] for name, buffer in held.items()}
+
+    def workspace(self, batch: int) -> dict[str, torch.Tensor]:
+        """Intermediates of one explicit evaluation of ``batch`` trajectories."""
+        n, m = self.shape[0], self.shape[0] // 2 + 1
+        spectral, physical = ((batch, 2, n, m), self.complex_dtype), ((batch, 2, n, n), self.dtype)
+        return self._buffers(
+            "block",
+            batch,
+            {"velocity_hat": spectral, "velocity": physical, "products": physical, "products_hat": spectral},
+        )
+
+    def state_workspace(self, batch: int) -> dict[str, torch.Tensor]:
+        """Stage buffers of a step of ``batch`` trajectories (explicit terms, accumulator, predictor)."""
+        spectral = ((batch, self.shape[0], self.shape[0] // 2 + 1), self.complex_dtype)
+        return self._buffers("state", batch, {"f": spectral, "h": spectral, "predictor": spectral})
 
 
 class NavierStokes2D:
@@ -202,7 +233,8 @@ class NavierStokes2D:
         kolmogorov_wavenumber: k of the Kolmogorov forcing.
 
     Time stepping works on the spectrum ``w_hat = rfft2(w)``; :meth:`step` and :meth:`simulate` take and
-    return physical fields ``[batch, N, N]`` in the dtype and on the device of the input.
+    return physical fields ``[batch, N, N]`` in the dtype and on the device of the input. A solver keeps
+    work buffers between steps (per device and dtype), so one instance must not step from two threads.
     """
 
     def __init__(
@@ -294,56 +326,57 @@ class NavierStokes2D:
         uv = torch.fft.irfft2(torch.fft.rfft2(w).unsqueeze(-3) * ops.velocity, s=ops.shape)
         return uv[..., 0, :, :], uv[..., 1, :, :]
 
-    def _explicit(self, w_hat: torch.Tensor, ops: _SpectralOperators) -> torch.Tensor:
-        """Spectrum of the explicit terms, -(u . grad w) + f, dealiased, for ``w_hat [..., N, N//2+1]``.
+    def _explicit(self, w_hat: torch.Tensor, ops: _SpectralOperators, out: torch.Tensor) -> torch.Tensor:
+        """Spectrum of the explicit terms, -(u . grad w) + f, dealiased, written into ``out``.
 
-        On the CPU the batch may be processed in blocks of ``ops.block_trajectories`` trajectories so that a
-        block's transforms and products stay in cache.
+        ``w_hat`` and ``out`` are ``[B, N, N//2+1]``. On the CPU the batch is processed in blocks of
+        ``ops.block_trajectories`` trajectories so that a block's transforms and products stay in cache.
         """
-        block = ops.block_trajectories
-        if block is None or w_hat.ndim < 3 or w_hat[..., 0, 0].numel() <= block:
-            return self._explicit_block(w_hat, ops)
-        flat = w_hat.reshape(-1, *w_hat.shape[-2:])
-        out = torch.empty_like(flat)
-        for start in range(0, flat.shape[0], block):
-            out[start : start + block] = self._explicit_block(flat[start : start + block], ops)
-        return out.reshape(w_hat.shape)
-
-    def _explicit_block(self, w_hat: torch.Tensor, ops: _SpectralOperators) -> torch.Tensor:
-        """:meth:`_explicit` on one block (Basdevant's form: 2 inverse + 2 forward real FFTs per field)."""
-        uv = torch.fft.irfft2(w_hat.unsqueeze(-3) * ops.velocity, s=ops.shape)
-        u, v = uv[..., 0, :, :], uv[..., 1, :, :]
-        products = torch.empty_like(uv)
-        torch.mul(u, v, out=products[..., 0, :, :])
-        torch.mul(v, v, out=products[..., 1, :, :])
-        products[..., 1, :, :].addcmul_(u, u, value=-1.0)
-        p_hat = torch.fft.rfft2(products)
-        out = p_hat[..., 0, :, :] * ops.advection[0]
-        out.addcmul_(p_hat[..., 1, :, :], ops.advection[1])
-        if ops.forcing_hat is not None:
-            out += ops.forcing_hat
+        block = ops.block_trajectories or w_hat.shape[0]
+        for start in range(0, w_hat.shape[0], block):
+            self._explicit_block(w_hat[start : start + block], ops, out[start : start + block])
         return out
+
+    def _explicit_block(self, w_hat: torch.Tensor, ops: _SpectralOperators, out: torch.Tensor) -> None:
+        """:meth:`_explicit` on one block (Basdevant's form: 2 inverse + 2 forward real FFTs per field).
+
+        Every intermediate lives in a workspace allocated once per block shape: fresh multi-MB tensors
+        each step cost page faults that were measured to exceed the FFTs themselves on the CPU.
+        """
+        ws = ops.workspace(w_hat.shape[0])
+        torch.mul(w_hat.unsqueeze(-3), ops.velocity, out=ws["velocity_hat"])
+        uv = torch.fft.irfft2(ws["velocity_hat"], s=ops.shape, out=ws["velocity"])
+        u, v = uv[:, 0], uv[:, 1]
+        products = ws["products"]
+        torch.mul(u, v, out=products[:, 0])
+        torch.mul(v, v, out=products[:, 1])
+        products[:, 1].addcmul_(u, u, value=-1.0)
+        p_hat = torch.fft.rfft2(products, out=ws["products_hat"])
+        if ops.forcing_hat is None:
+            torch.mul(p_hat[:, 0], ops.advection[0], out=out)
+        else:
+            torch.addcmul(ops.forcing_hat, p_hat[:, 0], ops.advection[0], out=out)
+        out.addcmul_(p_hat[:, 1], ops.advection[1])
 
     # ------------------------------------------------------------------ stepping
     def _step_spectral(self, w_hat: torch.Tensor, ops: _SpectralOperators) -> torch.Tensor:
-        """Advance the spectrum by one step of the chosen stepper."""
+        """Advance the spectrum ``[B, N, N//2+1]`` by one step, in place; returns ``w_hat``."""
+        state = ops.state_workspace(w_hat.shape[0])
         if self.stepper == "heun-cn":
-            return self._step_heun(w_hat, ops)
-        h = None
-        for a, gain, scale in ops.stages:
-            f = self._explicit(w_hat, ops)
-            h = f if h is None or a == 0.0 else f.add_(h, alpha=a)
-            w_hat = (w_hat * gain).addcmul_(h, scale)
+            ((_, gain, scale),) = ops.stages
+            f0 = self._explicit(w_hat, ops, state["f"])
+            predictor = torch.mul(w_hat, gain, out=state["predictor"]).addcmul_(f0, scale)
+            f1 = self._explicit(predictor, ops, state["h"])
+            # trapezoidal corrector: w <- gain w + scale (f0 + f1) / 2
+            return w_hat.mul_(gain).addcmul_(f0.add_(f1), ops.half_scale)
+        f, h = state["f"], state["h"]
+        for k, (a, gain, scale) in enumerate(ops.stages):
+            self._explicit(w_hat, ops, f)
+            if k > 0 and a != 0.0:
+                f.add_(h, alpha=a)  # 2N-storage accumulation h <- F + A_j h
+            f, h = h, f
+            w_hat.mul_(gain).addcmul_(h, scale)
         return w_hat
-
-    def _step_heun(self, w_hat: torch.Tensor, ops: _SpectralOperators) -> torch.Tensor:
-        """Heun on advection with Crank-Nicolson diffusion: predictor then trapezoidal corrector."""
-        ((_, gain, scale),) = ops.stages
-        f0 = self._explicit(w_hat, ops)
-        w_lin = w_hat * gain
-        predictor = torch.addcmul(w_lin, f0, scale)
-        f1 = self._explicit(predictor, ops)
-        return w_lin.addcmul_(f0.add_(f1), 0.5 * scale)
 
     def _check_field(self, w: torch.Tensor) -> None:
         n = self.resolution
@@ -356,10 +389,10 @@ class NavierStokes2D:
         """Advance a physical vorticity field ``[batch, N, N]`` by ``n_steps`` time steps."""
         self._check_field(w)
         ops = self._ops(w.device, w.dtype)
-        w_hat = torch.fft.rfft2(w)
+        w_hat = torch.fft.rfft2(w.reshape(-1, *ops.shape))
         for _ in range(n_steps):
-            w_hat = self._step_spectral(w_hat, ops)
-        return torch.fft.irfft2(w_hat, s=ops.shape)
+            self._step_spectral(w_hat, ops)
+        return torch.fft.irfft2(w_hat, s=ops.shape).reshape(w.shape)
 
     def simulate(
         self,
@@ -381,11 +414,11 @@ class NavierStokes2D:
         ops = self._ops(w0.device, w0.dtype)
         frames = torch.empty((*w0.shape[:-2], n_records + 1, *ops.shape), dtype=w0.dtype, device=w0.device)
         frames[..., 0, :, :] = w0
-        w_hat = torch.fft.rfft2(w0)
+        w_hat = torch.fft.rfft2(w0.reshape(-1, *ops.shape))
         for r in range(1, n_records + 1):
             for _ in range(steps_per_record):
-                w_hat = self._step_spectral(w_hat, ops)
-            frames[..., r, :, :] = torch.fft.irfft2(w_hat, s=ops.shape)
+                self._step_spectral(w_hat, ops)
+            frames[..., r, :, :] = torch.fft.irfft2(w_hat, s=ops.shape).reshape(w0.shape)
             if not torch.isfinite(frames[..., r, :, :]).all():
                 raise SolverError(
                     f"NavierStokes2D: solution became non-finite at t = {r * record_every:g} "

@@ -252,6 +252,7 @@ class Trainer:
     def fit(self) -> list[dict[str, Any]]:
         """Train for ``train.epochs`` epochs (continuing a resumed run); returns the per-epoch history."""
         self.try_resume()
+        board = self._tensorboard()
         total = self.config.train.epochs
         while self.epoch < total:
             started = time.perf_counter()
@@ -272,13 +273,32 @@ class Trainer:
             if improved:
                 self.save("best")
             self._write_log()
+            if board is not None:
+                for key, value in row.items():
+                    if key != "epoch" and isinstance(value, int | float):
+                        board.add_scalar(key, value, self.epoch)
             logger.info(
                 "epoch %d/%d  %s",
                 self.epoch,
                 total,
                 "  ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch"),
             )
+        if board is not None:
+            board.close()
         return self.history
+
+    def _tensorboard(self) -> Any:
+        """A TensorBoard writer into ``run_dir/tensorboard`` when asked for and installed (rank 0 only)."""
+        if not self.config.train.tensorboard or self.run_dir is None or not self.context.is_main:
+            return None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            logger.warning(
+                "train.tensorboard is set but tensorboard is not installed (pip install tensorboard)"
+            )
+            return None
+        return SummaryWriter(log_dir=str(self.run_dir / "tensorboard"))
 
     def _autocast(self):
         return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)

@@ -225,3 +225,16 @@ def test_config_errors_name_the_nearest_key(tiny_data, tmp_path):
     with pytest.raises(ConfigError, match="did you mean 'width'"):
         build_operator(config_from_mapping(bad), build_data(config_from_mapping(bad).data))
     assert main([str(tmp_path / "missing.yaml")]) == 2
+
+
+def test_bf16_autocast_keeps_spectral_layers_in_float32(tiny_data, tmp_path):
+    from neuralop.layers.spectral_convolution import SpectralConv
+
+    trainer = _trainer(tiny_data, tmp_path / "bf16", train__amp="bf16", train__epochs=1, train__device="cpu")
+    seen = []
+    for module in trainer.raw_model.modules():
+        if isinstance(module, SpectralConv):
+            module.register_forward_pre_hook(lambda m, args: seen.append(args[0].dtype))
+    trainer.fit()
+    assert seen and set(seen) == {torch.float32}
+    assert torch.isfinite(torch.tensor(trainer.history[-1]["train_loss"]))
