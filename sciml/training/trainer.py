@@ -300,8 +300,10 @@ class Trainer:
             return None
         return SummaryWriter(log_dir=str(self.run_dir / "tensorboard"))
 
-    def _autocast(self):
-        return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
     def train_epoch(self) -> dict[str, float]:
         """One pass over the training set; returns the mean loss and the throughput."""
@@ -363,8 +365,11 @@ class Trainer:
 
     def _check_finite(self, loss: torch.Tensor) -> None:
         """Stop on a NaN/inf loss on any process, keeping the last good checkpoint."""
-        bad = torch.tensor([0.0 if torch.isfinite(loss).item() else 1.0], device=self.device)
-        if all_reduce_sum(bad, self.context).item() > 0:
+        finite = bool(torch.isfinite(loss))
+        if self.context.enabled:  # every process must stop together
+            bad = torch.tensor([0.0 if finite else 1.0], device=self.device)
+            finite = all_reduce_sum(bad, self.context).item() == 0
+        if not finite:
             where = (
                 self.checkpoint_dir / "last.pt" if self.checkpoint_dir is not None else "none (no run_dir)"
             )
