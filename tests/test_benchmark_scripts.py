@@ -1,0 +1,32 @@
+"""Every benchmark script runs in its quick mode and writes a JSON record with its ratios."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+SOLVERS = Path(__file__).parents[1] / "solvers"
+
+
+def load_script(name: str):
+    spec = importlib.util.spec_from_file_location(name, SOLVERS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(
+    ("script", "ratio_key"),
+    [
+        ("bench_navier_stokes", "rows"),
+        ("bench_metrics", "ratios"),
+        ("bench_trainer", "ratio_sciml_to_hand_loop"),
+    ],
+)
+def test_quick_mode_writes_json(script, ratio_key, tmp_path):
+    out = tmp_path / f"{script}.json"
+    load_script(script).main(["--quick", "--out", str(out)])
+    record = json.loads(out.read_text())
+    assert record[ratio_key]
+    assert record["torch"] and record["date"] and "--quick" in record["command"]
