@@ -2,8 +2,9 @@
 
 All three train the same FNO (same initial weights) on the same in-memory samples with the same loss
 (relative L2), optimizer (AdamW) and batch size, one epoch each, interleaved and repeated; the medians
-are compared as ratios measured in one run, paired round by round (median of the per-round ratios). Run ``python solvers/bench_trainer.py`` (``--quick`` for the
-test suite). Writes JSON with the machine, torch version and date.
+are compared as ratios measured in one run, paired round by round (median of the per-round ratios).
+Run ``python solvers/bench_trainer.py`` (``--quick`` for the test suite). Writes JSON with the machine,
+torch version and date.
 """
 
 from __future__ import annotations
@@ -111,9 +112,12 @@ def main(argv: list[str] | None = None) -> dict:
             fn()
             timings[name].append(time.perf_counter() - start)
     med = {k: statistics.median(v) for k, v in timings.items()}
+
     # ratios paired round by round (the three runs of a round see the same machine load), then the median
-    paired_hand = statistics.median(a / b for a, b in zip(timings["sciml"], timings["hand_loop"], strict=True))
-    paired_neuralop = statistics.median(a / b for a, b in zip(timings["sciml"], timings["neuralop"], strict=True))
+    def paired(other: str) -> float:
+        return statistics.median(a / b for a, b in zip(timings["sciml"], timings[other], strict=True))
+
+    paired_hand, paired_neuralop = paired("hand_loop"), paired("neuralop")
     result = {
         "benchmark": "trainer_overhead",
         "command": "python solvers/bench_trainer.py" + (" --quick" if args.quick else ""),

@@ -38,12 +38,20 @@ from torch.utils.data import ConcatDataset
 
 from sciml.datasets.base import TimeIndex, TrajectoryDataset, check_finite
 from sciml.datasets.metadata import DatasetMetadata
+from sciml.datasets.readers.hdf5_common import (
+    as_str,
+    as_str_list,
+    frame_count,
+    key_of,
+    looks_like_hdf5,
+    plain_scalar,
+    read_array,
+)
 from sciml.datasets.registry import register_reader
 from sciml.errors import DataFormatError
 
 logger = logging.getLogger(__name__)
 
-HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 FIELD_GROUPS = ("t0_fields", "t1_fields", "t2_fields")
 VISCOSITY_NAMES = ("viscosity", "nu")
 _DEFAULT_DIM_NAMES = ("x", "y", "z")
@@ -52,35 +60,6 @@ _DEFAULT_DIM_NAMES = ("x", "y", "z")
 # ----------------------------------------------------------------------------------------------------------
 # Small HDF5 helpers
 # ----------------------------------------------------------------------------------------------------------
-def _looks_like_hdf5(path: Path, header: bytes) -> bool:
-    """A plain HDF5 file: signature at 0 or after a user block, and not a MATLAB v7.3 ``.mat`` file."""
-    if header.startswith(b"MATLAB"):
-        return False
-    for offset in range(0, len(header) - len(HDF5_SIGNATURE) + 1, 512):
-        if header[offset : offset + len(HDF5_SIGNATURE)] == HDF5_SIGNATURE:
-            return True
-    if len(header) < 1024:
-        return False
-    try:
-        return bool(h5py.is_hdf5(path))
-    except Exception:  # pragma: no cover
-        return False
-
-
-def _as_str(value: Any) -> str:
-    if isinstance(value, np.ndarray) and value.size == 1:
-        value = value.reshape(()).item()
-    if isinstance(value, bytes | np.bytes_):
-        return bytes(value).decode("utf-8", errors="replace")
-    return str(value)
-
-
-def _as_str_list(value: Any) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, str | bytes | np.bytes_ | np.str_):
-        return [_as_str(value)]
-    return [_as_str(v) for v in np.asarray(value).reshape(-1)]
 
 
 def _as_bool(value: Any, default: bool) -> bool:
@@ -91,30 +70,13 @@ def _as_bool(value: Any, default: bool) -> bool:
         return default
     item = array.reshape(()).item()
     if isinstance(item, bytes | str):
-        return _as_str(item).strip().lower() in ("true", "1", "yes")
+        return as_str(item).strip().lower() in ("true", "1", "yes")
     return bool(item)
-
-
-def _scalar(value: Any) -> Any:
-    """A Python scalar (number or string) for an attribute value, or ``None``."""
-    if isinstance(value, np.ndarray):
-        if value.size != 1:
-            return None
-        value = value.reshape(()).item()
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, bytes):
-        value = value.decode("utf-8", errors="replace")
-    return value if isinstance(value, bool | int | float | str) else None
-
-
-def _key(obj: h5py.HLObject) -> str:
-    return (obj.name or "").lstrip("/")
 
 
 def _get(group: h5py.Group, key: str, path: str, kind: type, what: str) -> Any:
     """``group[key]`` checked to be a ``kind`` (h5py.Group or h5py.Dataset), else DataFormatError."""
-    full = f"{_key(group)}/{key}".lstrip("/")
+    full = f"{key_of(group)}/{key}".lstrip("/")
     try:
         obj = group.get(key)
     except (OSError, KeyError, RuntimeError) as err:
@@ -123,25 +85,6 @@ def _get(group: h5py.Group, key: str, path: str, kind: type, what: str) -> Any:
         found = "nothing" if obj is None else type(obj).__name__
         raise DataFormatError(path, "missing or of the wrong kind", key=full, expected=what, found=found)
     return obj
-
-
-def _read(dataset: h5py.Dataset, path: str, selection: Any = ()) -> np.ndarray:
-    try:
-        return np.asarray(dataset[selection])
-    except (OSError, RuntimeError, ValueError, TypeError) as err:
-        raise DataFormatError(
-            path, f"cannot read ({type(err).__name__}: {err}); is the file truncated?", key=_key(dataset)
-        ) from err
-
-
-def _frame_selection(times: slice) -> tuple[slice, bool, int]:
-    """An ascending HDF5 slice for normalized frames ``times``; ``(slice, reverse, count)``."""
-    frames = range(times.start, times.stop, times.step)
-    if len(frames) == 0:
-        return slice(0, 0), False, 0
-    if times.step > 0:
-        return slice(frames[0], frames[-1] + 1, times.step), False, len(frames)
-    return slice(frames[-1], frames[0] + 1, -times.step), True, len(frames)
 
 
 def _axis_length(coord: np.ndarray, periodic: bool) -> float:
@@ -200,7 +143,7 @@ class TheWellReader(TrajectoryDataset):
     @classmethod
     def sniff(cls, path: Path, header: bytes) -> bool:
         """An HDF5 file with a ``dimensions`` group and at least one ``t{0,1,2}_fields`` group."""
-        if not _looks_like_hdf5(path, header):
+        if not looks_like_hdf5(path, header):
             return False
         try:
             with h5py.File(path, "r") as f:
@@ -219,8 +162,8 @@ class TheWellReader(TrajectoryDataset):
             f = self._file()
             p = self.path
             dims = _get(f, "dimensions", p, h5py.Group, "a group")
-            spatial_dims = _as_str_list(dims.attrs.get("spatial_dims"))
-            n_dims_attr = _scalar(f.attrs.get("n_spatial_dims"))
+            spatial_dims = as_str_list(dims.attrs.get("spatial_dims"))
+            n_dims_attr = plain_scalar(f.attrs.get("n_spatial_dims"))
             if not spatial_dims:
                 if not isinstance(n_dims_attr, int) or not 1 <= n_dims_attr <= 3:
                     raise DataFormatError(
@@ -239,18 +182,18 @@ class TheWellReader(TrajectoryDataset):
                     expected=len(spatial_dims),
                     found=n_dims_attr,
                 )
-            self.dataset_name = _as_str(f.attrs.get("dataset_name", Path(p).stem))
-            grid_type = _as_str(f.attrs.get("grid_type", "cartesian"))
+            self.dataset_name = as_str(f.attrs.get("dataset_name", Path(p).stem))
+            grid_type = as_str(f.attrs.get("grid_type", "cartesian"))
             if grid_type != "cartesian":
                 logger.warning("%s: grid_type %r; coordinates are used as given", p, grid_type)
 
             coords: dict[str, np.ndarray] = {}
             for d in spatial_dims:
                 ds = _get(dims, d, p, h5py.Dataset, "a coordinate dataset")
-                values = _read(ds, p).astype(np.float64)
+                values = read_array(ds, p).astype(np.float64)
                 if values.ndim == 0:
                     raise DataFormatError(
-                        p, "coordinate is a scalar", key=_key(ds), expected="(n,)", found=values.shape
+                        p, "coordinate is a scalar", key=key_of(ds), expected="(n,)", found=values.shape
                     )
                 if values.ndim > 1:
                     logger.warning("%s: coordinates %r vary by sample or time; using the first", p, d)
@@ -259,7 +202,7 @@ class TheWellReader(TrajectoryDataset):
             grid_shape = tuple(len(coords[d]) for d in spatial_dims)
 
             time_ds = _get(dims, "time", p, h5py.Dataset, "(T,) or (B, T)")
-            time = _read(time_ds, p).astype(np.float64)
+            time = read_array(time_ds, p).astype(np.float64)
             if time.ndim not in (1, 2):
                 raise DataFormatError(
                     p,
@@ -274,7 +217,7 @@ class TheWellReader(TrajectoryDataset):
                 logger.warning("%s: frame times differ between samples; metadata.times holds sample 0's", p)
             self._times_all = time
 
-            n_attr = _scalar(f.attrs.get("n_trajectories"))
+            n_attr = plain_scalar(f.attrs.get("n_trajectories"))
             self._fields = self._scan_fields(
                 f, spatial_dims, grid_shape, n_t, n_attr if isinstance(n_attr, int) else None
             )
@@ -344,9 +287,7 @@ class TheWellReader(TrajectoryDataset):
             group = _get(f, group_name, p, h5py.Group, "a group")
             groups_present += 1
             names = (
-                _as_str_list(group.attrs.get("field_names"))
-                if "field_names" in group.attrs
-                else sorted(group)
+                as_str_list(group.attrs.get("field_names")) if "field_names" in group.attrs else sorted(group)
             )
             for name in names:
                 ds = _get(group, name, p, h5py.Dataset, f"a field listed in {group_name}.field_names")
@@ -362,7 +303,7 @@ class TheWellReader(TrajectoryDataset):
                     raise DataFormatError(
                         p,
                         "dim_varying has the wrong length",
-                        key=_key(ds),
+                        key=key_of(ds),
                         expected=n_dims,
                         found=len(dim_varying),
                     )
@@ -376,7 +317,7 @@ class TheWellReader(TrajectoryDataset):
                     raise DataFormatError(
                         p,
                         "wrong number of dimensions",
-                        key=_key(ds),
+                        key=key_of(ds),
                         expected=f"{len(expected)} axes {tuple(expected)}",
                         found=f"shape {shape}",
                     )
@@ -386,7 +327,7 @@ class TheWellReader(TrajectoryDataset):
                 }
                 want = tuple(sizes[e] if isinstance(e, str) else e for e in expected)
                 if any(w is not None and w != s for w, s in zip(want, shape, strict=True)):
-                    raise DataFormatError(p, "wrong shape", key=_key(ds), expected=want, found=shape)
+                    raise DataFormatError(p, "wrong shape", key=key_of(ds), expected=want, found=shape)
                 if order == 0:
                     components: tuple[str, ...] = (name,)
                 else:
@@ -394,7 +335,7 @@ class TheWellReader(TrajectoryDataset):
                         f"{name}_{''.join(c)}" for c in itertools.product(spatial_dims, repeat=order)
                     )
                 found.append(
-                    WellField(_key(ds), name, order, sample_varying, time_varying, dim_varying, components)
+                    WellField(key_of(ds), name, order, sample_varying, time_varying, dim_varying, components)
                 )
         if groups_present == 0:
             raise DataFormatError(
@@ -445,9 +386,9 @@ class TheWellReader(TrajectoryDataset):
             return tuple(periodic)
         for name in bcs:
             bc = bcs[name]
-            if _as_str(bc.attrs.get("bc_type", "")).strip().upper() != "PERIODIC":
+            if as_str(bc.attrs.get("bc_type", "")).strip().upper() != "PERIODIC":
                 continue
-            for d in _as_str_list(bc.attrs.get("associated_dims")):
+            for d in as_str_list(bc.attrs.get("associated_dims")):
                 if d in spatial_dims:
                     periodic[spatial_dims.index(d)] = True
                 else:
@@ -456,9 +397,9 @@ class TheWellReader(TrajectoryDataset):
 
     def _parameters(self, f: h5py.File) -> tuple[dict[str, Any], float | None]:
         parameters: dict[str, Any] = {}
-        for name in _as_str_list(f.attrs.get("simulation_parameters")):
+        for name in as_str_list(f.attrs.get("simulation_parameters")):
             if name in f.attrs:
-                value = _scalar(f.attrs[name])
+                value = plain_scalar(f.attrs[name])
                 if value is not None:
                     parameters[name] = value
             else:
@@ -467,7 +408,7 @@ class TheWellReader(TrajectoryDataset):
         scalars = f.get("scalars")
         if isinstance(scalars, h5py.Group):
             names = (
-                _as_str_list(scalars.attrs.get("field_names"))
+                as_str_list(scalars.attrs.get("field_names"))
                 if "field_names" in scalars.attrs
                 else list(scalars)
             )
@@ -481,7 +422,7 @@ class TheWellReader(TrajectoryDataset):
                     ds.attrs.get("time_varying"), False
                 ):
                     continue
-                value = _scalar(_read(ds, self.path))
+                value = plain_scalar(read_array(ds, self.path))
                 if isinstance(value, int | float) and not isinstance(value, bool):
                     constant[name] = value
             parameters.update(constant)
@@ -502,7 +443,7 @@ class TheWellReader(TrajectoryDataset):
                 selection += (index,)
             if fld.time_varying:
                 selection += (sel,)
-            array = _read(self._file()[fld.key], self.path, selection)
+            array = read_array(self._file()[fld.key], self.path, selection)
             where = f"trajectory {index}" if fld.sample_varying else "every trajectory"
             check_finite(array, self.path, fld.key, where)
             if constant:
@@ -518,7 +459,7 @@ class TheWellReader(TrajectoryDataset):
         return np.broadcast_to(array, (n_sel, len(fld.components), *self.metadata.grid_shape))
 
     def _read(self, index: int, times: slice) -> np.ndarray:
-        sel, reverse, n_sel = _frame_selection(times)
+        sel, n_sel = times, frame_count(times)
         if n_sel == 0:
             return np.empty((0, len(self._channels), *self.metadata.grid_shape), dtype=np.float32)
         blocks: dict[int, np.ndarray] = {}
@@ -526,7 +467,7 @@ class TheWellReader(TrajectoryDataset):
             if i not in blocks:
                 blocks[i] = self._field_block(self._fields[i], index, sel, n_sel)
         out = np.stack([blocks[i][:, c] for i, c in self._channels], axis=1)
-        return out[::-1] if reverse else out
+        return out
 
     def times_of(self, index: int) -> np.ndarray:
         """Frame times of trajectory ``index`` (differ from ``metadata.times`` only for a ``(B, T)`` grid)."""

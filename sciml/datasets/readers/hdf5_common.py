@@ -1,0 +1,160 @@
+"""Helpers shared by the HDF5 readers (PDEBench, The Well): detection, checked access, attribute decoding.
+
+Every failure of h5py becomes one :class:`~sciml.errors.DataFormatError` naming the file and the key.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from sciml.errors import DataFormatError
+
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+HDF5_SUFFIXES = (".hdf5", ".h5", ".he5", ".hdf")
+
+
+def looks_like_hdf5(path: Path, header: bytes) -> bool:
+    """Whether ``path`` is a plain HDF5 file (not a MATLAB v7.3 ``.mat``, which carries a user block).
+
+    The HDF5 signature sits at offset 0, or at 512, 1024, 2048, ... after a user block.
+    """
+    if header.startswith(b"MATLAB"):
+        return False
+    for offset in range(0, len(header) - len(HDF5_SIGNATURE) + 1, 512):
+        if header[offset : offset + len(HDF5_SIGNATURE)] == HDF5_SIGNATURE:
+            return True
+    if len(header) < 1024:
+        return False
+    try:  # signature beyond the header bytes we were given (user block >= 1024 bytes)
+        return bool(h5py.is_hdf5(path))
+    except Exception:  # pragma: no cover - is_hdf5 only fails on unreadable files
+        return False
+
+
+def peek_hdf5(path: Path, header: bytes, test: Callable[[h5py.File], bool]) -> bool:
+    """Open ``path`` read-only and apply ``test`` to it; ``False`` on any failure (for ``sniff``).
+
+    netCDF-4 files (HDF5 underneath, root attribute ``_NCProperties``) are left to the netCDF reader.
+    """
+    if not looks_like_hdf5(path, header):
+        return False
+    try:
+        with h5py.File(path, "r") as f:
+            if "_NCProperties" in f.attrs:
+                return False
+            return bool(test(f))
+    except Exception:  # a sniffer never raises: unreadable means "not mine"
+        return False
+
+
+def open_hdf5(path: str | os.PathLike[str]) -> h5py.File:
+    """Open an HDF5 file read-only, turning h5py's errors into :class:`DataFormatError`."""
+    try:
+        return h5py.File(path, "r")
+    except FileNotFoundError as err:
+        raise DataFormatError(path, "no such file") from err
+    except OSError as err:
+        raise DataFormatError(
+            path, f"cannot open as HDF5 ({err}); is the file truncated or still being written?"
+        ) from err
+
+
+def key_of(obj: h5py.HLObject) -> str:
+    """The path of an HDF5 object inside its file, without the leading slash."""
+    return (obj.name or "").lstrip("/")
+
+
+def require_dataset(
+    group: h5py.Group, key: str, path: str, *, ndim: int | None = None, what: str = ""
+) -> h5py.Dataset:
+    """``group[key]`` as a dataset, or a :class:`DataFormatError` naming the file and the key."""
+    full = f"{key_of(group)}/{key}".lstrip("/")
+    try:
+        obj = group.get(key)
+    except (OSError, KeyError, RuntimeError) as err:
+        raise DataFormatError(path, f"cannot read ({err})", key=full) from err
+    if obj is None:
+        raise DataFormatError(path, "missing", key=full, expected=what or "a dataset", found="nothing")
+    if not isinstance(obj, h5py.Dataset):
+        raise DataFormatError(path, "not a dataset", key=full, expected=what or "a dataset", found="a group")
+    if ndim is not None and obj.ndim != ndim:
+        raise DataFormatError(
+            path,
+            "wrong number of dimensions",
+            key=full,
+            expected=f"{ndim} axes{f' ({what})' if what else ''}",
+            found=f"shape {obj.shape}",
+        )
+    return obj
+
+
+def require_group(group: h5py.Group, key: str, path: str) -> h5py.Group:
+    """``group[key]`` as a group, or a :class:`DataFormatError` naming the file and the key."""
+    full = f"{key_of(group)}/{key}".lstrip("/")
+    try:
+        obj = group.get(key)
+    except (OSError, KeyError, RuntimeError) as err:
+        raise DataFormatError(path, f"cannot read ({err})", key=full) from err
+    if not isinstance(obj, h5py.Group):
+        raise DataFormatError(
+            path,
+            "missing group",
+            key=full,
+            expected="a group",
+            found="nothing" if obj is None else "a dataset",
+        )
+    return obj
+
+
+def read_array(dataset: h5py.Dataset, path: str, selection: Any = ()) -> np.ndarray:
+    """Read ``dataset[selection]``, turning low-level failures into :class:`DataFormatError`."""
+    try:
+        return np.asarray(dataset[selection])
+    except (OSError, RuntimeError, ValueError, TypeError) as err:
+        raise DataFormatError(
+            path, f"cannot read ({type(err).__name__}: {err}); is the file truncated?", key=key_of(dataset)
+        ) from err
+
+
+def frame_count(times: slice) -> int:
+    """Number of frames of an ascending slice with explicit bounds (what the base class passes)."""
+    return len(range(times.start, times.stop, times.step))
+
+
+def as_str(value: Any) -> str:
+    """Decode an HDF5 string attribute (``str``, ``bytes``, numpy string scalar or 1-element array)."""
+    if isinstance(value, np.ndarray) and value.size == 1:
+        value = value.reshape(()).item()
+    if isinstance(value, bytes | np.bytes_):
+        return bytes(value).decode("utf-8", errors="replace")
+    return str(value)
+
+
+def as_str_list(value: Any) -> list[str]:
+    """Decode an HDF5 list-of-strings attribute (array of bytes/str, or one string)."""
+    if value is None:
+        return []
+    if isinstance(value, str | bytes | np.bytes_ | np.str_):
+        return [as_str(value)]
+    return [as_str(v) for v in np.asarray(value).reshape(-1)]
+
+
+def plain_scalar(value: Any) -> Any:
+    """A Python scalar for a numeric or string HDF5 attribute, or ``None`` when it is not a scalar."""
+    if isinstance(value, np.ndarray):
+        if value.size != 1:
+            return None
+        value = value.reshape(()).item()
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", errors="replace")
+    if isinstance(value, bool | int | float | str):
+        return value
+    return None
