@@ -79,7 +79,9 @@ def open_dataset(path: str | os.PathLike[str], format: str | None = None, **opti
     for reader in candidates:
         if reader.sniff(p, header):
             return _construct(reader, p, options)
-    if _looks_like_hdf5(header):
+    from sciml.datasets.readers.hdf5_common import looks_like_hdf5
+
+    if looks_like_hdf5(p, header):
         import h5py
 
         try:
@@ -115,9 +117,3 @@ def _construct(reader: type, path: Path, options: dict[str, Any]) -> Any:
                 f"options: {', '.join(valid) or 'none'}"
             )
     return reader(path, **options)
-
-
-def _looks_like_hdf5(header: bytes) -> bool:
-    """HDF5 signature at offset 0 or at a power-of-two user-block offset within the header."""
-    signature = b"\x89HDF\r\n\x1a\n"
-    return any(header[offset : offset + 8] == signature for offset in (0, 512))
