@@ -8,7 +8,11 @@ from sciml.errors import ConfigError
 from sciml.models import ModelContext, available_models, build_model
 from sciml.training.checkpoint import load_checkpoint, save_checkpoint, tensor_state_dict
 
-SMALL = {"fno": {"modes": 4, "width": 8, "n_layers": 2}}
+SMALL = {
+    "fno": {"modes": 4, "width": 8, "n_layers": 2},
+    "tfno": {"modes": 4, "width": 8, "n_layers": 2, "rank": 0.2},
+    "deeponet": {"sensors": 8, "basis": 16, "branch_widths": [32], "trunk_widths": [32]},
+}
 CONTEXT = ModelContext(in_channels=3, out_channels=2, grid_shape=(16, 16), domain_lengths=(1.0, 1.0))
 
 
