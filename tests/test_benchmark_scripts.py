@@ -17,16 +17,17 @@ def load_script(name: str):
 
 
 @pytest.mark.parametrize(
-    ("script", "ratio_key"),
+    ("script", "ratio_key", "extra"),
     [
-        ("bench_navier_stokes", "rows"),
-        ("bench_metrics", "ratios"),
-        ("bench_trainer", "ratio_sciml_to_hand_loop"),
+        ("bench_navier_stokes", "rows", []),
+        ("bench_metrics", "ratios", []),
+        ("bench_trainer", "ratio_sciml_to_hand_loop", []),
+        ("bench_families", "rows", ["--configs", "configs/deeponet_ns.yaml"]),
     ],
 )
-def test_quick_mode_writes_json(script, ratio_key, tmp_path):
+def test_quick_mode_writes_json(script, ratio_key, extra, tmp_path):
     out = tmp_path / f"{script}.json"
-    load_script(script).main(["--quick", "--out", str(out)])
+    load_script(script).main(["--quick", "--out", str(out), *extra])
     record = json.loads(out.read_text())
     assert record[ratio_key]
     assert record["torch"] and record["date"] and "--quick" in record["command"]

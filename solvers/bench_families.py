@@ -1,0 +1,125 @@
+"""Every model family trained by the same Trainer on the same data with the same budget, in one table.
+
+For each config (default: every ``configs/*_ns.yaml`` plus the quickstart FNO) the script trains a run
+with the given number of epochs, then reads its report and times inference, and prints and writes
+(``solvers/results/families.json``): relative L2, H1 and H^-1 test errors at the training resolution and
+zero-shot at the others of the report, parameters (real numbers), train ms per sample, inference ms per
+sample. ``--quick`` trains 2 epochs (a smoke test of the whole pipeline, not a comparison).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import logging
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+
+from sciml.train import build_operator, run
+from sciml.training.checkpoint import load_checkpoint
+from sciml.training.config import load_config
+from sciml.training.data import build_data
+
+logger = logging.getLogger("bench_families")
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_CONFIGS = [
+    "configs/quickstart.yaml",
+    *sorted(str(p.relative_to(ROOT)) for p in ROOT.glob("configs/*_ns.yaml")),
+]
+
+
+@torch.no_grad()
+def inference_ms_per_sample(run_dir: Path, config_path: str, overrides: list[str], repeats: int = 5) -> float:
+    """Median forward time per test sample of a trained run (batch of the test split, CPU threads as set)."""
+    config = load_config(ROOT / config_path, overrides)
+    data = build_data(config.data, base_dir=ROOT)
+    model = build_operator(config, data)
+    model.load_state_dict(load_checkpoint(run_dir / "checkpoints" / "last.pt")["model"])
+    model.eval()
+    test = data.test if data.test is not None else data.valid
+    batch = next(iter(DataLoader(test, batch_size=len(test))))["x"]
+    model(batch)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        model(batch)
+        times.append(time.perf_counter() - start)
+    return 1e3 * statistics.median(times) / batch.shape[0]
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Train every config, print the table, write the JSON; returns the result."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--configs", nargs="*", default=DEFAULT_CONFIGS)
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument(
+        "--quick", action="store_true", help="2 epochs: checks the pipeline, compares nothing"
+    )
+    parser.add_argument("--out", default="solvers/results/families.json")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    epochs = 2 if args.quick else args.epochs
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for config_path in args.configs:
+            overrides = [f"train.epochs={epochs}", "train.progress=false"]
+            if args.quick:
+                overrides.append("eval.plots=false")
+            config = load_config(ROOT / config_path, overrides)
+            run_dir = Path(tmp) / config.name
+            run(config, run_dir=run_dir, base_dir=ROOT)
+            report = json.loads((run_dir / "report" / "metrics.json").read_text())
+            history = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+            train_ms = 1e3 * statistics.median(1.0 / h["samples_per_second"] for h in history)
+            row = {
+                "config": config_path,
+                "model": report["model"],
+                "params": report["params"],
+                "train_ms_per_sample": train_ms,
+                "inference_ms_per_sample": inference_ms_per_sample(run_dir, config_path, overrides),
+                "test": {
+                    res: {k: v["mean"] for k, v in metrics.items() if isinstance(v, dict)}
+                    for res, metrics in report["test"].items()
+                },
+            }
+            if "rollout_l2" in report:
+                row["rollout_l2"] = report["rollout_l2"]
+            rows.append(row)
+    header = f"{'config':<28} {'params':>9} {'train ms/s':>10} {'infer ms/s':>10}"
+    logger.info("%s  test errors (rel L2 / H1 / H^-1)", header)
+    for row in rows:
+        errors = "  ".join(
+            f"@{res}: {m['l2']:.3f}/{m['h1']:.3f}/{m['h-1']:.3f}" for res, m in row["test"].items()
+        )
+        logger.info(
+            f"{row['config']:<28} {row['params']:>9} {row['train_ms_per_sample']:>10.2f} "
+            f"{row['inference_ms_per_sample']:>10.3f}  {errors}"
+        )
+    result = {
+        "benchmark": "families_same_budget",
+        "command": "python solvers/bench_families.py" + (" --quick" if args.quick else f" --epochs {epochs}"),
+        "machine": platform.platform(),
+        "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "epochs": epochs,
+        "rows": rows,
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp_out = out.with_name(out.name + ".tmp")
+    tmp_out.write_text(json.dumps(result, indent=2))
+    tmp_out.replace(out)
+    return result
+
+
+if __name__ == "__main__":
+    main()
