@@ -23,6 +23,7 @@ def load_script(name: str):
         ("bench_metrics", "ratios", []),
         ("bench_trainer", "ratio_sciml_to_hand_loop", []),
         ("bench_families", "rows", ["--configs", "configs/deeponet_ns.yaml"]),
+        ("bench_t1", "rows", []),
     ],
 )
 def test_quick_mode_writes_json(script, ratio_key, extra, tmp_path):

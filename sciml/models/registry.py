@@ -108,4 +108,5 @@ def _get(name: str) -> Builder:
 def _load_families() -> None:
     """Import the built-in families (each registers itself)."""
     import sciml.models.deeponet
-    import sciml.models.fno  # noqa: F401
+    import sciml.models.fno
+    import sciml.models.t1  # noqa: F401

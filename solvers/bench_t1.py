@@ -1,0 +1,157 @@
+"""Train-step time of Transform Once (T1) vs neuraloperator's FNO with the same modes, on CPU by default.
+
+One train step = forward, relative-L2 loss, backward, AdamW step, batch 8, at 64^2 and 128^2. Widths as in
+the T1 paper's Navier-Stokes setting (T1: width 48, 8 layers; FNO: width 32, 6 layers), the same ``modes``
+(24) for both. Timings are interleaved (T1 step, FNO step, T1 step, ...) after a warm-up, and the ratio is
+the median of the per-round ratios FNO / T1. Also times T1's truncated forward DCT both ways (cached
+``m x N`` matmuls vs the FFT-based full DCT-II followed by slicing) to justify the matmul choice.
+Run ``python solvers/bench_t1.py`` (``--quick``: 32^2 only, small models, for the test suite). Writes JSON
+to ``solvers/results/t1.json`` (temp file + rename) with the machine, torch version and date.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import logging
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from sciml.metrics import relative_l2
+from sciml.models.registry import ModelContext, build_model
+from sciml.models.t1 import dct2, dct_matrix
+
+logger = logging.getLogger("bench_t1")
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _step_fn(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> Callable[[], None]:
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-4)
+
+    def step() -> None:
+        loss = relative_l2(model(x), y).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    return step
+
+
+def _timed(fn: Callable[[], object], device: torch.device) -> float:
+    _sync(device)
+    start = time.perf_counter()
+    fn()
+    _sync(device)
+    return time.perf_counter() - start
+
+
+def _interleaved(
+    fns: dict[str, Callable[[], object]], rounds: int, device: torch.device
+) -> dict[str, list[float]]:
+    for fn in fns.values():  # warm-up
+        fn()
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            times[name].append(_timed(fn, device))
+    return times
+
+
+def bench_resolution(res: int, cfg: dict, device: torch.device, rounds: int) -> dict:
+    """Interleaved train-step times of T1 and FNO at ``res``^2, and of the two DCT implementations."""
+    context = ModelContext(in_channels=1, out_channels=1, grid_shape=(res, res))
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(cfg["batch"], 1, res, res, generator=generator).to(device)
+    y = torch.randn(cfg["batch"], 1, res, res, generator=generator).to(device)
+    torch.manual_seed(0)
+    t1 = build_model("t1", cfg["t1"], context).to(device)
+    fno = build_model("fno", cfg["fno"], context).to(device)
+    times = _interleaved({"t1": _step_fn(t1, x, y), "fno": _step_fn(fno, x, y)}, rounds, device)
+    ratios = [f / t for f, t in zip(times["fno"], times["t1"], strict=True)]
+    m, lifted = cfg["t1"]["modes"], torch.randn(cfg["batch"], cfg["t1"]["width"], res, res, device=device)
+    d = dct_matrix(res, m, lifted.dtype, device)
+    dct_times = _interleaved(
+        {"matmul": lambda: d @ lifted @ d.T, "fft": lambda: dct2(lifted)[..., :m, :m]}, rounds, device
+    )
+    row = {
+        "resolution": res,
+        "t1_step_ms": 1e3 * statistics.median(times["t1"]),
+        "fno_step_ms": 1e3 * statistics.median(times["fno"]),
+        "speedup_fno_over_t1": statistics.median(ratios),
+        "t1_params": sum(p.numel() for p in t1.parameters()),
+        "fno_params": sum(p.numel() for p in fno.parameters()),
+        "dct_matmul_ms": 1e3 * statistics.median(dct_times["matmul"]),
+        "dct_fft_ms": 1e3 * statistics.median(dct_times["fft"]),
+    }
+    logger.info(
+        "%4d^2  T1 %.1f ms  FNO %.1f ms  x%.2f | truncated DCT of %d ch: matmul %.2f ms, fft %.2f ms",
+        res,
+        row["t1_step_ms"],
+        row["fno_step_ms"],
+        row["speedup_fno_over_t1"],
+        cfg["t1"]["width"],
+        row["dct_matmul_ms"],
+        row["dct_fft_ms"],
+    )
+    return row
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Run the comparison, print it, write the JSON; returns the result."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--rounds", type=int, default=None)
+    parser.add_argument("--out", default="solvers/results/t1.json")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    device = torch.device(args.device)
+    if args.quick:
+        cfg = {
+            "batch": 2,
+            "t1": {"modes": 8, "width": 8, "n_layers": 2},
+            "fno": {"modes": 8, "width": 8, "n_layers": 2},
+        }
+        resolutions, rounds = [32], args.rounds or 2
+    else:
+        cfg = {
+            "batch": 8,
+            "t1": {"modes": 24, "width": 48, "n_layers": 8},
+            "fno": {"modes": 24, "width": 32, "n_layers": 6},
+        }
+        resolutions, rounds = [64, 128], args.rounds or 5
+    rows = [bench_resolution(r, cfg, device, rounds) for r in resolutions]
+    result = {
+        "benchmark": "t1_vs_fno_train_step",
+        "config": cfg,
+        "rounds": rounds,
+        "rows": rows,
+        "device": str(device),
+        "machine": platform.machine(),
+        "processor": platform.processor(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": "python solvers/bench_t1.py" + (" --quick" if args.quick else ""),
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(json.dumps(result, indent=2))
+    tmp.replace(out)
+    logger.info("wrote %s", out)
+    return result
+
+
+if __name__ == "__main__":
+    main()
