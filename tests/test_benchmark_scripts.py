@@ -24,6 +24,7 @@ def load_script(name: str):
         ("bench_trainer", "ratio_sciml_to_hand_loop", []),
         ("bench_families", "rows", ["--configs", "configs/deeponet_ns.yaml"]),
         ("bench_t1", "rows", []),
+        ("chebyshev_tucker", "ratios", []),
     ],
 )
 def test_quick_mode_writes_json(script, ratio_key, extra, tmp_path):
