@@ -68,13 +68,21 @@ def _best_time(fn, repeats: int):
 
 
 def main(argv: list[str] | None = None) -> dict:
-    """Run the benchmark, print a table, write JSON + PNG; returns the result dict."""
+    """Run the benchmark, print a table, write JSON + PNG; returns the result dict.
+
+    TensorLy's backend is process-global (neuraloperator sets "pytorch" at import): numpy is used only
+    inside this call.
+    """
+    with tl.backend_context("numpy"):
+        return _main(argv)
+
+
+def _main(argv: list[str] | None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small degrees and grids (< 30 s)")
     parser.add_argument("--out", default="solvers/results/chebyshev_tucker.json")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    tl.set_backend("numpy")
     quick = args.quick
     tols = [1e-3, 1e-5, 1e-7, 1e-10] if quick else [1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8, 1e-9, 1e-10]
     repeats = 1 if quick else 3

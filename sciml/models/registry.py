@@ -109,4 +109,5 @@ def _load_families() -> None:
     """Import the built-in families (each registers itself)."""
     import sciml.models.deeponet
     import sciml.models.fno
+    import sciml.models.lsm
     import sciml.models.t1  # noqa: F401

@@ -264,10 +264,11 @@ def _hosvd(
         import tensorly as tl
         from tensorly.decomposition import tucker
 
-        tl.set_backend("numpy")
-        tt = tucker(c, rank=[f.shape[1] for f in factors], n_iter_max=hooi_iters, init="svd", tol=1e-12)
-        core, factors = np.asarray(tt[0]), [np.asarray(f) for f in tt[1]]
-        err = float(np.linalg.norm(c - tl.tucker_to_tensor((core, factors)))) / norm
+        # a context, not set_backend: the backend is process-global and neuraloperator needs "pytorch"
+        with tl.backend_context("numpy"):
+            tt = tucker(c, rank=[f.shape[1] for f in factors], n_iter_max=hooi_iters, init="svd", tol=1e-12)
+            core, factors = np.asarray(tt[0]), [np.asarray(f) for f in tt[1]]
+            err = float(np.linalg.norm(c - tl.tucker_to_tensor((core, factors)))) / norm
         return core, factors, sigmas, err
     core = c
     for mode, f in enumerate(factors):
