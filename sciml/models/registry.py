@@ -110,4 +110,5 @@ def _load_families() -> None:
     import sciml.models.deeponet
     import sciml.models.fno
     import sciml.models.lsm
+    import sciml.models.mg_tfno
     import sciml.models.t1  # noqa: F401

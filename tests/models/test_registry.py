@@ -14,6 +14,7 @@ SMALL = {
     "deeponet": {"sensors": 8, "basis": 16, "branch_widths": [32], "trunk_widths": [32]},
     # the spec's 1e-8 head init makes untrained outputs ~1e-15: too small to tell two seeds apart
     "t1": {"modes": 4, "width": 8, "n_layers": 2, "head_init_std": 0.01},
+    "mg_tfno": {"levels": 1, "model_kwargs": {"modes": 4, "width": 8, "n_layers": 2, "rank": 0.2}},
     "lsm": {"width": 8, "levels": 2, "heads": 4, "patch_size": 2, "num_basis": 4, "head_width": 16},
 }
 CONTEXT = ModelContext(in_channels=3, out_channels=2, grid_shape=(16, 16), domain_lengths=(1.0, 1.0))
