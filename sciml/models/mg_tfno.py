@@ -10,6 +10,11 @@ by :math:`2^\ell` to side :math:`q`. The inner model maps these :math:`C (L + 1)
 is kept, and the patches are stitched back. The inner model thus sees a domain
 :math:`(H / q)^2` times smaller than the full field (about 7x for two levels with a quarter-patch pad) while
 the coarse levels carry the global context. The inner model is TFNO by default.
+
+A patch model alone cannot know where its patch lies, and flows driven by a fixed forcing depend on the
+absolute position. With ``global_position`` (default) the periodic features
+:math:`(\sin 2\pi x, \cos 2\pi x, \sin 2\pi y, \cos 2\pi y)` of the whole box are appended to the input
+channels before the split.
 """
 
 from __future__ import annotations
@@ -27,11 +32,27 @@ from sciml.models.registry import ModelContext, build_model, register_model
 class MultiGridPatching(nn.Module):
     """Wrap ``inner`` (``[N, C*(L+1), q, q] -> [N, C_out, q, q]``) into a full-field periodic operator."""
 
-    def __init__(self, inner: nn.Module, levels: int, padding: float) -> None:
+    def __init__(self, inner: nn.Module, levels: int, padding: float, global_position: bool = False) -> None:
         super().__init__()
         self.inner = inner
         self.levels = levels
         self.padding = padding
+        self.global_position = global_position
+
+    @staticmethod
+    def position_channels(x: torch.Tensor) -> torch.Tensor:
+        """Periodic position features of the box ``[B, 4, H, W]`` (fractions x_i = i / H)."""
+        b, _, h, w = x.shape
+        fx, fy = torch.meshgrid(
+            torch.arange(h, device=x.device, dtype=x.dtype) / h,
+            torch.arange(w, device=x.device, dtype=x.dtype) / w,
+            indexing="ij",
+        )
+        angle_x, angle_y = 2 * torch.pi * fx, 2 * torch.pi * fy
+        features = torch.stack(
+            [torch.sin(angle_x), torch.cos(angle_x), torch.sin(angle_y), torch.cos(angle_y)]
+        )
+        return features.unsqueeze(0).expand(b, -1, -1, -1)
 
     def geometry(self, size: int) -> tuple[int, int, int]:
         """``(patches per axis P, patch side p, neighbourhood pad)`` for a grid side ``size``."""
@@ -81,7 +102,10 @@ class MultiGridPatching(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x [B, C, H, H] -> [B, C_out, H, H]`` through the inner model on every patch."""
-        return self.stitch(self.inner(self.split(x)), x.shape[0], x.shape[-1])
+        batch, size = x.shape[0], x.shape[-1]
+        if self.global_position:
+            x = torch.cat([x, self.position_channels(x)], dim=1)
+        return self.stitch(self.inner(self.split(x)), batch, size)
 
 
 @register_model("mg_tfno")
@@ -92,6 +116,7 @@ def build_mg_tfno(
     padding: float = 0.25,
     model: str = "tfno",
     model_kwargs: dict[str, Any] | None = None,
+    global_position: bool = True,
 ) -> nn.Module:
     """Multi-grid patching (``levels``, neighbourhood ``padding`` as a fraction of the patch side) around
     the registry family ``model`` (TFNO by default) built with ``model_kwargs``."""
@@ -103,10 +128,10 @@ def build_mg_tfno(
         raise ConfigError(f"mg_tfno: 2D grids only, got {context.n_dims} spatial dims")
     if context.periodic and not all(context.periodic):
         raise ConfigError("mg_tfno: the coarse-level windows wrap around the box; the data must be periodic")
-    wrapper = MultiGridPatching(nn.Identity(), levels, padding)
+    wrapper = MultiGridPatching(nn.Identity(), levels, padding, global_position)
     _, side, pad = wrapper.geometry(context.grid_shape[-1])
     inner_context = ModelContext(
-        in_channels=context.in_channels * (levels + 1),
+        in_channels=(context.in_channels + (4 if global_position else 0)) * (levels + 1),
         out_channels=context.out_channels,
         grid_shape=(side + 2 * pad, side + 2 * pad),
         domain_lengths=(),

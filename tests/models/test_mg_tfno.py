@@ -48,8 +48,8 @@ def test_mg_tfno_shrinks_the_input_domain_and_learns_from_the_registry():
     inputs = model.split(torch.randn(1, 1, 64, 64))
     q = inputs.shape[-1]
     assert (64 / q) ** 2 >= 4  # at least 4x smaller input domain per patch (two levels: ~7x)
-    assert inputs.shape[1] == 3
-    assert model(torch.randn(2, 1, 64, 64)).shape == (2, 1, 64, 64)
+    assert inputs.shape[1] == 3  # split() of a 1-channel field: the patch and two coarse levels
+    assert model(torch.randn(2, 1, 64, 64)).shape == (2, 1, 64, 64)  # with the 4 position channels
 
 
 def test_bad_arguments():
