@@ -10,10 +10,8 @@ sample. ``--quick`` trains 2 epochs (a smoke test of the whole pipeline, not a c
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import logging
-import platform
 import statistics
 import tempfile
 import time
@@ -22,6 +20,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
+from sciml.benchmarking import environment, write_record
 from sciml.train import build_operator, run
 from sciml.training.checkpoint import load_checkpoint
 from sciml.training.config import load_config
@@ -105,19 +104,11 @@ def main(argv: list[str] | None = None) -> dict:
     result = {
         "benchmark": "families_same_budget",
         "command": "python solvers/bench_families.py" + (" --quick" if args.quick else f" --epochs {epochs}"),
-        "machine": platform.platform(),
-        "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        **environment("cuda" if torch.cuda.is_available() else "cpu"),
         "epochs": epochs,
         "rows": rows,
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp_out = out.with_name(out.name + ".tmp")
-    tmp_out.write_text(json.dumps(result, indent=2))
-    tmp_out.replace(out)
+    write_record(args.out, result)
     return result
 
 

@@ -22,19 +22,16 @@ Writes JSON (``--out``) with the machine, torch version and date.
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import logging
-import platform
 import shlex
 import statistics
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 
+from sciml.benchmarking import environment, write_record
 from sciml.metrics import sobolev_error, sobolev_norm
 from sciml.metrics._fourier import sobolev_weights
 
@@ -165,20 +162,11 @@ def main(argv: list[str] | None = None) -> dict:
     result = {
         "benchmark": "sobolev_evaluators_vs_rfft2",
         "command": command.strip(),
-        "machine": platform.platform(),
-        "processor": platform.processor(),
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        **environment(device),
         "target": "sobolev_norm <= 2x one rfft2 of the batch; sobolev_error needs two rfft2 (floor 2x)",
         **row,
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(result, indent=2))
-    tmp.replace(out)
+    out = write_record(args.out, result)
     logger.info(f"wrote {out}")
     return result
 

@@ -18,17 +18,14 @@ Writes a JSON file (``--out``) with the machine, device, torch version and date.
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import logging
 import math
-import platform
 import statistics
 import time
-from pathlib import Path
 
 import torch
 
+from sciml.benchmarking import environment, write_record
 from sciml.solvers.navier_stokes import NavierStokes2D, gaussian_random_field
 
 logger = logging.getLogger("bench_navier_stokes")
@@ -180,20 +177,11 @@ def main(argv: list[str] | None = None) -> dict:
     result = {
         "benchmark": "navier_stokes_step_vs_fft_floor",
         "command": "python solvers/bench_navier_stokes.py" + (" --quick" if args.quick else ""),
-        "machine": platform.platform(),
-        "processor": platform.processor(),
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        **environment(device),
         "target": "step <= 1.5x its FFT floor at 256^2, batch 8, float32",
         "rows": rows,
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(result, indent=2))
-    tmp.replace(out)
+    out = write_record(args.out, result)
     logger.info(f"wrote {out}")
     return result
 

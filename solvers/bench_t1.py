@@ -12,17 +12,14 @@ to ``solvers/results/t1.json`` (temp file + rename) with the machine, torch vers
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import logging
-import platform
 import statistics
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 
+from sciml.benchmarking import environment, write_record
 from sciml.metrics import relative_l2
 from sciml.models.registry import ModelContext, build_model
 from sciml.models.t1 import dct2, dct_matrix
@@ -136,19 +133,10 @@ def main(argv: list[str] | None = None) -> dict:
         "config": cfg,
         "rounds": rounds,
         "rows": rows,
-        "device": str(device),
-        "machine": platform.machine(),
-        "processor": platform.processor(),
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        **environment(device),
         "command": "python solvers/bench_t1.py" + (" --quick" if args.quick else ""),
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(result, indent=2))
-    tmp.replace(out)
+    out = write_record(args.out, result)
     logger.info("wrote %s", out)
     return result
 

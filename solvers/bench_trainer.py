@@ -11,19 +11,16 @@ from __future__ import annotations
 
 import argparse
 import copy
-import datetime
-import json
 import logging
-import platform
 import statistics
 import time
 import warnings
-from pathlib import Path
 
 import torch
 from neuralop.training import Trainer as NeuralopTrainer
 from torch.utils.data import DataLoader
 
+from sciml.benchmarking import environment, write_record
 from sciml.datasets.in_memory import ArrayPairDataset
 from sciml.metrics import SobolevLoss
 from sciml.models.registry import ModelContext, build_model
@@ -121,11 +118,7 @@ def main(argv: list[str] | None = None) -> dict:
     result = {
         "benchmark": "trainer_overhead",
         "command": "python solvers/bench_trainer.py" + (" --quick" if args.quick else ""),
-        "machine": platform.platform(),
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        **environment(device),
         "setup": {"samples": n, "resolution": res, "batch": batch, "model": "fno modes 12 width 32 layers 4"},
         "epoch_seconds": med,
         "epoch_seconds_all": timings,
@@ -143,11 +136,7 @@ def main(argv: list[str] | None = None) -> dict:
         med["neuralop"],
         result["ratio_sciml_to_neuralop"],
     )
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(result, indent=2))
-    tmp.replace(out)
+    write_record(args.out, result)
     return result
 
 

@@ -14,19 +14,16 @@ the singular-value decay per mode beside it.
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import logging
 import os
-import platform
 import time
 from pathlib import Path
 
 import numpy as np
 import tensorly as tl
-import torch
 from tensorly.decomposition import tucker
 
+from sciml.benchmarking import environment, write_record
 from sciml.solvers import chebyshev_tucker as ct
 
 logger = logging.getLogger("chebyshev_tucker")
@@ -210,13 +207,9 @@ def _main(argv: list[str] | None) -> dict:
     result = {
         "benchmark": "chebyshev_tucker_vs_tensorly_hooi",
         "command": "python solvers/chebyshev_tucker.py" + (" --quick" if quick else ""),
-        "machine": platform.platform(),
-        "processor": platform.processor(),
+        **environment(),
         "cpu_count": os.cpu_count(),
-        "torch": torch.__version__,
         "tensorly": tl.__version__,
-        "numpy": np.__version__,
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "target": "runge on the 256^3 grid: error of HOOI rank 10 (1.7e-7) in <= 0.1 s with ranks <= 10",
         "target_met": None
         if target is None
@@ -232,9 +225,7 @@ def _main(argv: list[str] | None) -> dict:
         ],
         "plot": str(png),
     }
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(result, indent=2))
-    tmp.replace(out)
+    write_record(out, result)
     logger.info(f"wrote {out} and {png}")
     return result
 
