@@ -111,4 +111,5 @@ def _load_families() -> None:
     import sciml.models.fno
     import sciml.models.lsm
     import sciml.models.mg_tfno
+    import sciml.models.st_fno
     import sciml.models.t1  # noqa: F401

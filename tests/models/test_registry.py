@@ -15,6 +15,7 @@ SMALL = {
     # the spec's 1e-8 head init makes untrained outputs ~1e-15: too small to tell two seeds apart
     "t1": {"modes": 4, "width": 8, "n_layers": 2, "head_init_std": 0.01},
     "mg_tfno": {"levels": 1, "model_kwargs": {"modes": 4, "width": 8, "n_layers": 2, "rank": 0.2}},
+    "st_fno": {"modes": 4, "modes_t": 2, "width": 8, "n_layers": 2},
     "lsm": {"width": 8, "levels": 2, "heads": 4, "patch_size": 2, "num_basis": 4, "head_width": 16},
 }
 CONTEXT = ModelContext(in_channels=3, out_channels=2, grid_shape=(16, 16), domain_lengths=(1.0, 1.0))
