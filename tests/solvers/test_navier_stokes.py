@@ -182,3 +182,26 @@ def test_bad_arguments_raise_solver_errors():
     blowup = NavierStokes2D(16, 0.0, forcing=None, dt=10.0)
     with pytest.raises(SolverError, match="non-finite"):
         blowup.simulate(1e3 * gaussian_random_field(1, 16, seed=0), t_final=100.0, record_every=10.0)
+
+
+def test_residual_vanishes_on_exact_solutions_and_shrinks_with_dt():
+    from sciml.solvers.navier_stokes import central_time_derivative
+
+    # Taylor-Green decay: w_t = -2 nu k^2 w exactly
+    solver = NavierStokes2D(32, viscosity=1e-3, forcing=None)
+    w = taylor_green(solver)
+    k2 = 2 * (2 * math.pi) ** 2
+    assert solver.residual(w, -1e-3 * k2 * w).abs().max().item() < 1e-10
+    # the forced steady state: w_t = 0
+    forced = NavierStokes2D(32, viscosity=1e-2, forcing="fno")
+    steady = (forced.forcing_field() / (1e-2 * 2 * (2 * math.pi) ** 2))[None]
+    assert forced.residual(steady, torch.zeros_like(steady)).abs().max().item() < 1e-12
+    # a turbulent-ish trajectory: the residual of central differences falls as dt^2
+    w0 = gaussian_random_field(1, 32, dtype=torch.float64, seed=4)
+    errors = []
+    for dt in (2e-3, 1e-3):
+        s = NavierStokes2D(32, viscosity=1e-3, forcing="fno", dt=dt / 16, stepper="rk4-cn")
+        frames = s.simulate(w0, 2 * dt, dt).vorticity  # [1, 3, N, N]
+        r = s.residual(frames[:, 1], central_time_derivative(frames, dt)[:, 0])
+        errors.append(r.norm().item())
+    assert 3.0 < errors[0] / errors[1] < 5.0
