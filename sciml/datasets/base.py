@@ -33,15 +33,15 @@ def check_finite(array: np.ndarray, path: str, key: str | None, where: str) -> N
         raise DataFormatError(path, f"{bad} non-finite values (NaN/inf) in {where}", key=key)
 
 
-def _normalize_index(index: int, length: int, path: str) -> int:
+def normalize_index(index: int, length: int, where: str) -> int:
     """Turn a possibly negative sample index into ``0 <= i < length`` or raise ``IndexError``."""
     if not isinstance(index, int | np.integer):
-        raise TypeError(f"{path}: sample index must be an integer, got {type(index).__name__}")
+        raise TypeError(f"{where}: sample index must be an integer, got {type(index).__name__}")
     i = int(index)
     if i < 0:
         i += length
     if not 0 <= i < length:
-        raise IndexError(f"{path}: sample index {index} out of range for {length} samples")
+        raise IndexError(f"{where}: sample index {index} out of range for {length} samples")
     return i
 
 
@@ -110,7 +110,7 @@ class TrajectoryDataset(_FileBacked, Dataset, abc.ABC):
         NaN/inf or cannot be read.
         """
         m = self.metadata
-        i = _normalize_index(index, m.n_trajectories, self.path)
+        i = normalize_index(index, m.n_trajectories, self.path)
         if isinstance(times, int | np.integer):
             t = int(times) + (m.n_times if times < 0 else 0)
             if not 0 <= t < m.n_times:
@@ -169,7 +169,7 @@ class PairDataset(_FileBacked, Dataset, abc.ABC):
         """Read pair ``index`` as arrays ``([C_in, *grid], [C_out, *grid])``."""
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        i = _normalize_index(index, len(self), self.path)
+        i = normalize_index(index, len(self), self.path)
         try:
             x, y = self._read_pair(i)
         except DataFormatError:

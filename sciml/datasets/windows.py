@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from sciml.datasets.base import normalize_index
 from sciml.datasets.metadata import DatasetMetadata
 from sciml.errors import ConfigError
 
@@ -74,18 +75,6 @@ def _as_trajectory_indices(indices: Any, n_trajectories: int, who: str) -> np.nd
             f"{who}: trajectory_indices {bad[:5].tolist()} out of range for {n_trajectories} trajectories"
         )
     return np.where(array < 0, array + n_trajectories, array)
-
-
-def _sample_index(index: Any, length: int, who: str) -> int:
-    """``0 <= i < length`` from a possibly negative index, else ``IndexError``."""
-    if not isinstance(index, int | np.integer):
-        raise TypeError(f"{who}: sample index must be an integer, got {type(index).__name__}")
-    i = int(index)
-    if i < 0:
-        i += length
-    if not 0 <= i < length:
-        raise IndexError(f"{who}: sample index {index} out of range for {length} samples")
-    return i
 
 
 def _stack_time_major(frames: torch.Tensor) -> torch.Tensor:
@@ -161,7 +150,7 @@ class TimeWindowDataset(Dataset):
 
     def window_index(self, index: int) -> tuple[int, int]:
         """``(trajectory, start frame)`` of window ``index``; the trajectory is its number in the source."""
-        k = _sample_index(index, len(self), type(self).__name__)
+        k = normalize_index(index, len(self), type(self).__name__)
         j, w = divmod(k, self.windows_per_trajectory)
         return int(self.trajectory_indices[j]), w * self.stride
 
@@ -280,7 +269,7 @@ class InitialToFinalDataset(Dataset):
 
     def window_index(self, index: int) -> tuple[int, int]:
         """``(trajectory, first input frame)`` of sample ``index`` (same interface as the windows)."""
-        k = _sample_index(index, len(self), type(self).__name__)
+        k = normalize_index(index, len(self), type(self).__name__)
         return int(self.trajectory_indices[k]), self.input_frames[0]
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
