@@ -13,7 +13,9 @@ and turn low-level I/O failures into one :class:`~sciml.errors.DataFormatError` 
 from __future__ import annotations
 
 import abc
+import contextlib
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -65,6 +67,15 @@ class _FileBacked:
             self._handle = self._open_handle()
             self._handle_pid = os.getpid()
         return self._handle
+
+    @contextlib.contextmanager
+    def closed_on_error(self) -> Iterator[None]:
+        """Close the handle when the body fails (a constructor that raises leaves no open file behind)."""
+        try:
+            yield
+        except BaseException:
+            self.close()
+            raise
 
     def close(self) -> None:
         """Close the underlying file, if open."""

@@ -33,10 +33,9 @@ the generator's attributes), which are used when present.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -141,7 +140,7 @@ class FnoMatReader(TrajectoryDataset):
         self._time_key: str | None = None
         self._output_key = output_key
         self._arrays: dict[str, np.ndarray] = {}  # v5 only: the variables, in MATLAB order
-        with self._closed_on_error():
+        with self.closed_on_error():
             if self._version == "7.3":
                 n, nx, ny, n_u, t, extras = self._inspect_v73(input_key, output_key, time_key)
             else:
@@ -189,13 +188,6 @@ class FnoMatReader(TrajectoryDataset):
     # ------------------------------------------------------------------------------------------------------
     # opening
     # ------------------------------------------------------------------------------------------------------
-    @contextlib.contextmanager
-    def _closed_on_error(self) -> Iterator[None]:
-        try:
-            yield
-        except BaseException:
-            self.close()
-            raise
 
     def _open_handle(self) -> h5py.File | None:
         if self._version != "7.3":

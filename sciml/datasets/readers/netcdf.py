@@ -48,6 +48,7 @@ import numpy as np
 
 from sciml.datasets.base import TrajectoryDataset
 from sciml.datasets.metadata import DatasetMetadata
+from sciml.datasets.readers.hdf5_common import plain_scalar
 from sciml.datasets.readers.numpy_npy import Layout, parse_layout, per_axis, select_frames
 from sciml.datasets.registry import register_reader
 from sciml.errors import DataFormatError
@@ -141,19 +142,6 @@ def _as_bool(value: Any) -> bool | None:
     if isinstance(value, bool | int | float | np.generic):
         return bool(value)
     return None
-
-
-def _scalar(value: Any) -> Any:
-    """A plain Python scalar from an attribute value, or ``None`` when it is not one."""
-    if isinstance(value, np.ndarray):
-        if value.size != 1:
-            return None
-        value = value.reshape(()).item()
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, bytes):
-        value = value.decode("utf-8", errors="replace")
-    return value if isinstance(value, bool | int | float | str) else None
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -510,7 +498,7 @@ class NetCDFReader(TrajectoryDataset):
         n_dim = self._dim_of.get("n")
         parameters: dict[str, Any] = {}
         for key, value in ds.attrs.items():
-            v = _scalar(value)
+            v = plain_scalar(value)
             if v is not None and not str(key).startswith("_"):
                 parameters[str(key)] = v
         if viscosity is None:

@@ -19,11 +19,10 @@ Every reader keeps one h5py file handle per process (:meth:`handle`) and reads o
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -117,15 +116,6 @@ class _HDF5Trajectories(TrajectoryDataset):
     def _file(self) -> h5py.File:
         return self.handle()
 
-    @contextlib.contextmanager
-    def _closed_on_error(self) -> Iterator[None]:
-        """Close the file handle when opening fails, so that no handle outlives a failed constructor."""
-        try:
-            yield
-        except BaseException:
-            self.close()
-            raise
-
     def _checked(self, array: np.ndarray, key: str, index: int, times: slice) -> np.ndarray:
         check_finite(
             array, self.path, key, f"trajectory {index}, frames {times.start}:{times.stop}:{times.step}"
@@ -186,7 +176,7 @@ class PDEBenchCFDReader(_HDF5Trajectories):
         periodic: bool | Sequence[bool] | None = None,
     ) -> None:
         super().__init__(path)
-        with self._closed_on_error():
+        with self.closed_on_error():
             f = self._file()
             p = self.path
             first = require_dataset(f, "density", p, what="(N, T, X, Y)")
@@ -349,7 +339,7 @@ class PDEBenchIncompressibleReader(_HDF5Trajectories):
         domain_lengths: tuple[float, float] | None = None,
     ) -> None:
         super().__init__(path)
-        with self._closed_on_error():
+        with self.closed_on_error():
             f = self._file()
             p = self.path
             velocity = require_dataset(f, "velocity", p, ndim=5, what="(B, T, X, Y, 2)")
@@ -520,7 +510,7 @@ class PDEBenchSeedsReader(_HDF5Trajectories):
         periodic: bool | Sequence[bool] = False,
     ) -> None:
         super().__init__(path)
-        with self._closed_on_error():
+        with self.closed_on_error():
             f = self._file()
             p = self.path
             self._groups = _seed_groups(f)

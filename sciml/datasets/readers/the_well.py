@@ -21,11 +21,10 @@ opens one split as a single lazy dataset.
 from __future__ import annotations
 
 import bisect
-import contextlib
 import itertools
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +43,7 @@ from sciml.datasets.readers.hdf5_common import (
     frame_count,
     key_of,
     looks_like_hdf5,
+    open_hdf5,
     plain_scalar,
     read_array,
 )
@@ -157,7 +157,7 @@ class TheWellReader(TrajectoryDataset):
 
     def __init__(self, path: str | os.PathLike[str], *, fields: Sequence[str] | str | None = None) -> None:
         super().__init__(path)
-        with self._closed_on_error():
+        with self.closed_on_error():
             self._constants: dict[str, np.ndarray] = {}
             f = self._file()
             p = self.path
@@ -252,26 +252,10 @@ class TheWellReader(TrajectoryDataset):
 
     # -- opening -------------------------------------------------------------------------------------------
     def _open_handle(self) -> h5py.File:
-        try:
-            return h5py.File(self.path, "r")
-        except FileNotFoundError as err:
-            raise DataFormatError(self.path, "no such file") from err
-        except OSError as err:
-            raise DataFormatError(
-                self.path, f"cannot open as HDF5 ({err}); is the file truncated or still being written?"
-            ) from err
+        return open_hdf5(self.path)
 
     def _file(self) -> h5py.File:
         return self.handle()
-
-    @contextlib.contextmanager
-    def _closed_on_error(self) -> Iterator[None]:
-        """Close the file handle when opening fails, so that no handle outlives a failed constructor."""
-        try:
-            yield
-        except BaseException:
-            self.close()
-            raise
 
     def _scan_fields(
         self, f: h5py.File, spatial_dims: list[str], grid_shape: tuple[int, ...], n_t: int, n_traj: int | None

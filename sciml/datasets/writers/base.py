@@ -18,6 +18,17 @@ import numpy as np
 from sciml.errors import DataFormatError
 
 
+def close_hdf5(handle: Any) -> None:
+    """Flush (when still open) and close an h5py file; ``None`` is ignored."""
+    if handle is None:
+        return
+    try:
+        if handle.id.valid:
+            handle.flush()
+    finally:
+        handle.close()
+
+
 def temporary_path(path: Path) -> Path:
     """The name a file is written under until it is complete."""
     return path.with_name(f".{path.name}.partial")

@@ -33,7 +33,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from sciml.datasets.writers.base import TrajectoryWriter
+from sciml.datasets.writers.base import TrajectoryWriter, close_hdf5
 from sciml.errors import DataFormatError
 
 logger = logging.getLogger(__name__)
@@ -151,14 +151,10 @@ class FnoMatWriter(TrajectoryWriter):
         self._file["u"][:, :, :, start:stop] = np.ascontiguousarray(w[:, 1:].transpose(1, 3, 2, 0))
 
     def _flush_and_close(self) -> None:
-        f, self._file = self._file, None
-        if f is None:
+        handle, self._file = self._file, None
+        if handle is None:
             return
-        try:
-            if f.id.valid:
-                f.flush()
-        finally:
-            f.close()
+        close_hdf5(handle)
         if self.tmp_path.exists():
             with open(self.tmp_path, "r+b") as fh:
                 fh.write(mat73_header())

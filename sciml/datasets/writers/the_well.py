@@ -30,7 +30,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from sciml.datasets.writers.base import TrajectoryWriter
+from sciml.datasets.writers.base import TrajectoryWriter, close_hdf5
 from sciml.errors import DataFormatError
 
 logger = logging.getLogger(__name__)
@@ -165,11 +165,5 @@ class TheWellWriter(TrajectoryWriter):
         self._file["t1_fields/velocity"][start:stop] = np.asarray(velocity, dtype=np.float32)
 
     def _flush_and_close(self) -> None:
-        f, self._file = self._file, None
-        if f is None:
-            return
-        try:
-            if f.id.valid:
-                f.flush()
-        finally:
-            f.close()
+        handle, self._file = self._file, None
+        close_hdf5(handle)
