@@ -19,6 +19,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from sciml.benchmarking import environment
 from sciml.metrics import scalar_spectrum, sobolev_error_for
 from sciml.training.config import RunConfig
 
@@ -29,9 +30,12 @@ ERRORS = {"l2": 0.0, "h1": 1.0, "h-1": -1.0}
 
 @torch.no_grad()
 def evaluate_errors(
-    model: nn.Module, dataset: Dataset, metadata: Any, batch_size: int = 16
+    model: nn.Module, dataset: Dataset, metadata: Any, batch_size: int = 16, per_sample: bool = False
 ) -> dict[str, Any]:
     """Relative L2/H1/H^-1 test errors (mean, std, median over samples) and one example batch.
+
+    With ``per_sample`` the result also holds ``"per_sample": {error: [one value per sample]}`` in the
+    dataset's order (what the model zoo's cards record to check reproductions sample by sample).
 
     The norms follow the data's geometry (:func:`sciml.metrics.sobolev_error_for`: spectral on periodic
     boxes, the non-periodic variant on walled ones); spectra are computed on periodic data only.
@@ -39,14 +43,14 @@ def evaluate_errors(
     periodic = all(metadata.periodic)
     model.eval()
     device = next(model.parameters()).device
-    per_sample: dict[str, list[torch.Tensor]] = {k: [] for k in ERRORS}
+    sample_errors: dict[str, list[torch.Tensor]] = {k: [] for k in ERRORS}
     example = None
     pred_spectra, true_spectra = [], []
     for batch in DataLoader(dataset, batch_size=batch_size):
         x, y = batch["x"].to(device), batch["y"].to(device)
         pred = model(x).float()
         for name, s in ERRORS.items():
-            per_sample[name].append(sobolev_error_for(pred, y, s, metadata).mean(dim=-1).cpu())
+            sample_errors[name].append(sobolev_error_for(pred, y, s, metadata).mean(dim=-1).cpu())
         if periodic:
             lengths = tuple(metadata.domain_lengths)
             pred_spectra.append(scalar_spectrum(pred[:, -1], lengths=lengths).cpu())
@@ -54,12 +58,16 @@ def evaluate_errors(
         if example is None:
             example = (x[:1].cpu(), y[:1].cpu(), pred[:1].cpu())
     out: dict[str, Any] = {"n_samples": len(dataset)}
-    for name, values in per_sample.items():
+    for name, values in sample_errors.items():
         v = torch.cat(values).double()
         out[name] = {
             "mean": v.mean().item(),
             "std": v.std().item() if len(v) > 1 else 0.0,
             "median": v.median().item(),
+        }
+    if per_sample:
+        out["per_sample"] = {
+            name: torch.cat(values).double().tolist() for name, values in sample_errors.items()
         }
     out["_example"] = example
     out["_spectra"] = (torch.cat(pred_spectra).mean(0), torch.cat(true_spectra).mean(0)) if periodic else None
@@ -119,6 +127,7 @@ def write_report(
         "model": config.model_name,
         "params": n_params,
         "data": str(data.path),
+        "environment": environment(next(model.parameters()).device),
         "test": {},
     }
     resolution = data.metadata.grid_shape[-1]

@@ -1,0 +1,64 @@
+"""``python -m sciml.zoo list | export RUN_DIR NAME | verify [NAME ...]``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from sciml.errors import SciMLError
+from sciml.zoo.hub import list_models, read_manifest, zoo_root
+
+logger = logging.getLogger("sciml.zoo")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point; returns the exit code."""
+    parser = argparse.ArgumentParser(prog="python -m sciml.zoo", description="The pretrained model zoo.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="print the zoo's table")
+    export = sub.add_parser("export", help="export a training run as a pretrained model")
+    export.add_argument("run_dir")
+    export.add_argument("name")
+    export.add_argument("--out", help="folder of models (default: the zoo, models/ or $SCIML_ZOO)")
+    export.add_argument("--description", default="")
+    export.add_argument("--checkpoint", default="best", choices=["best", "last"])
+    export.add_argument("--n-test", type=int, default=20, help="fresh test trajectories for the card")
+    export.add_argument("--command", help="the command that trained the run (for the card)")
+    verify = sub.add_parser("verify", help="check every weight file against the manifest and load it")
+    verify.add_argument("names", nargs="*")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        if args.command == "list":
+            print(f"zoo: {zoo_root()}")
+            print(f"{'name':<22} {'family':<9} {'params':>9} {'MiB':>7} {'test L2':>8}  description")
+            for entry in list_models():
+                print(entry.row())
+        elif args.command == "export":
+            from sciml.zoo.export import export_run
+
+            folder = export_run(
+                args.run_dir,
+                args.name,
+                out=args.out,
+                description=args.description,
+                checkpoint=args.checkpoint,
+                n_test=args.n_test,
+                command=args.command,
+            )
+            print(folder)
+        else:
+            from sciml.zoo.pretrained import PretrainedOperator
+
+            for name in args.names or sorted(read_manifest()["models"]):
+                PretrainedOperator.from_pretrained(name)
+                print(f"{name}: ok")
+    except SciMLError as err:
+        logger.error("%s", err)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,150 @@
+"""Evaluate a pretrained model on freshly generated test data: the numbers on its card, reproduced.
+
+The test trajectories come from the model's own dataset recipe with the card's test seed (never a
+training trajectory: trajectory ``i`` depends only on ``(seed, i)``). Errors are the same relative L2,
+H1 and H^-1 errors the training reports use, per sample, then averaged per trajectory; windowed models
+are also rolled out from each trajectory's first frames. A reduced evaluation (the first few test
+trajectories) reproduces the card's per-trajectory values, which is how the test suite checks every entry.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+import sciml.datasets as sd
+from sciml.config import to_dict
+from sciml.datasets.generate import default_output_path, generate
+from sciml.datasets.recipes import Recipe
+from sciml.datasets.windows import InitialToFinalDataset, TimeWindowDataset
+from sciml.errors import ConfigError
+from sciml.training.data import ChannelSelection, channel_indices
+from sciml.training.report import evaluate_errors, rollout_errors
+
+logger = logging.getLogger(__name__)
+
+ERROR_NAMES = ("l2", "h1", "h-1")
+
+
+def test_recipe(config: dict[str, Any], n_trajectories: int | None = None) -> Recipe:
+    """The model's dataset recipe with the card's test seed and number of test trajectories."""
+    evaluation = config.get("evaluation", {})
+    mapping = dict(config["dataset"]["recipe"])
+    mapping["seed"] = int(evaluation["seed"])
+    mapping["n_trajectories"] = int(n_trajectories or evaluation["n_trajectories"])
+    mapping["batch_size"] = min(int(mapping.get("batch_size", 16)), mapping["n_trajectories"])
+    return Recipe.from_mapping(mapping)
+
+
+def test_samples(config: dict[str, Any], source: Any) -> Dataset:
+    """Cut the model's samples (its task: initial-to-final or windows, selected fields) from ``source``."""
+    task = config["task"]
+    meta = source.metadata
+    if task["mode"] == "initial_to_final":
+        samples: Dataset = InitialToFinalDataset(source, task["input_time"], task["output_time"])
+        t_in = t_out = 1
+    elif task["mode"] == "window":
+        t_in, t_out = int(task["t_in"]), int(task["t_out"])
+        samples = TimeWindowDataset(source, t_in, t_out, stride=int(task.get("stride", 1)))
+    else:
+        raise ConfigError(f"{config['name']}: task mode {task['mode']!r} cannot be regenerated from a recipe")
+    channels = channel_indices(meta, task.get("fields"))
+    if channels is not None:
+        samples = ChannelSelection(samples, channels, meta.n_channels, t_in, t_out)
+    return samples
+
+
+def evaluate_pretrained(
+    model: Any,
+    n_trajectories: int | None = None,
+    batch_size: int = 8,
+    generate_device: str | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Test errors of a :class:`~sciml.zoo.pretrained.PretrainedOperator` on its freshly generated test set.
+
+    Returns ``{"n_trajectories", "seed", "l2"/"h1"/"h-1": {mean, std, median}, "per_trajectory":
+    {error: [...]}, "rollout_l2": [...] (windowed models)}``.
+    """
+    config = model.config
+    recipe = test_recipe(config, n_trajectories)
+    path = default_output_path(recipe)
+    if not path.exists():
+        logger.info(
+            "generating %d test trajectories of %s (seed %d)", recipe.n_trajectories, recipe.name, recipe.seed
+        )
+        generate(recipe, path, device=generate_device, progress=progress)
+    source = sd.open(path)
+    try:
+        samples = test_samples(config, source)
+        errors = evaluate_errors(model, samples, source.metadata, batch_size=batch_size, per_sample=True)
+        n_traj = len(source)
+        per_trajectory = {
+            name: np.asarray(errors["per_sample"][name]).reshape(n_traj, -1).mean(axis=1).tolist()
+            for name in ERROR_NAMES
+        }
+        result: dict[str, Any] = {
+            "n_trajectories": n_traj,
+            "seed": recipe.seed,
+            "n_samples": errors["n_samples"],
+            **{name: errors[name] for name in ERROR_NAMES},
+            "per_trajectory": per_trajectory,
+        }
+        steps = int(config.get("evaluation", {}).get("rollout_steps", 0))
+        task = config["task"]
+        if task["mode"] == "window" and steps > 0:
+            curves = rollout_errors(
+                model,
+                source,
+                np.arange(n_traj),
+                int(task["t_in"]),
+                int(task["t_out"]),
+                steps,
+                source.metadata,
+                channel_indices(source.metadata, task.get("fields")),
+            )
+            result["rollout_l2"] = curves.mean(0).tolist()
+            result["per_trajectory"]["rollout_final_l2"] = curves[:, -1].tolist()
+    finally:
+        close = getattr(source, "close", None)
+        if close is not None:
+            close()
+    return result
+
+
+def compare_with_card(measured: dict[str, Any], card: dict[str, Any], rtol: float = 0.02) -> list[str]:
+    """Every card value the measurement misses by more than ``rtol`` (relative), as readable lines.
+
+    With fewer test trajectories than the card, the per-trajectory values of those trajectories are
+    compared; with the card's full set, the means are compared too.
+    """
+    misses = []
+    n = measured["n_trajectories"]
+    for name, values in measured["per_trajectory"].items():
+        reference = card.get("per_trajectory", {}).get(name)
+        if reference is None:
+            misses.append(f"{name}: not on the card")
+            continue
+        for i, (got, want) in enumerate(zip(values, reference[:n], strict=False)):
+            if abs(got - want) > rtol * abs(want):
+                misses.append(f"{name}[trajectory {i}]: measured {got:.6g}, card {want:.6g}")
+    if n == card.get("n_trajectories"):
+        for name in ERROR_NAMES:
+            got, want = measured[name]["mean"], card[name]["mean"]
+            if abs(got - want) > rtol * abs(want):
+                misses.append(f"{name} mean: measured {got:.6g}, card {want:.6g}")
+    return misses
+
+
+def recipe_mapping(recipe: Recipe) -> dict[str, Any]:
+    """A recipe as the plain mapping stored in a pretrained model's config."""
+    return to_dict(recipe)
+
+
+def as_tensor_stats(values: torch.Tensor) -> list[float]:
+    """Normalization statistics as a JSON list."""
+    return [float(v) for v in values.reshape(-1)]

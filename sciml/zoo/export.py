@@ -1,0 +1,155 @@
+"""From a training run to a pretrained folder: ``python -m sciml.zoo export RUN_DIR NAME``.
+
+The run's config and checkpoint rebuild the model; its normalization, task and dataset recipe go into
+``config.json``; the model is evaluated on freshly generated test trajectories (the recipe with a test
+seed), and those numbers, with how and where it was trained, make the model card.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shlex
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from sciml.config import to_dict
+from sciml.datasets.recipes import Recipe
+from sciml.errors import ConfigError
+from sciml.training.checkpoint import CheckpointError, load_checkpoint
+from sciml.training.config import RunConfig, load_config
+from sciml.training.data import build_data, resolve_data_path
+from sciml.zoo.card import render_card
+from sciml.zoo.evaluation import as_tensor_stats, evaluate_pretrained
+from sciml.zoo.files import FORMAT_VERSION
+from sciml.zoo.hub import register, zoo_root
+from sciml.zoo.pretrained import PretrainedOperator
+
+logger = logging.getLogger(__name__)
+
+TEST_SEED_OFFSET = 1000
+
+
+def _task(config: RunConfig) -> dict[str, Any]:
+    d = config.data
+    task: dict[str, Any] = {"mode": d.mode, "fields": d.fields}
+    if d.mode == "window":
+        task.update(t_in=d.t_in, t_out=d.t_out, stride=d.stride)
+    else:
+        task.update(input_time=d.input_time, output_time=d.output_time)
+    return task
+
+
+def _run_report(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / "report" / "metrics.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def pretrained_from_run(
+    run_dir: str | Path,
+    name: str,
+    description: str = "",
+    checkpoint: str = "best",
+    n_test: int = 20,
+    test_seed: int | None = None,
+    command: str | None = None,
+) -> PretrainedOperator:
+    """Rebuild a run's trained model as a :class:`PretrainedOperator` with its full ``config.json``."""
+    from sciml.train import build_operator
+
+    run_dir = Path(run_dir)
+    config = load_config(run_dir / "config.yaml")
+    path = run_dir / "checkpoints" / f"{checkpoint}.pt"
+    if not path.exists():
+        path = run_dir / "checkpoints" / "last.pt"
+    state = load_checkpoint(path)
+    bundle = build_data(config.data, path=resolve_data_path(config.data))
+    normalized = build_operator(config, bundle)
+    try:
+        normalized.load_state_dict(state["model"])
+    except RuntimeError as err:
+        raise CheckpointError(
+            f"{path}: weights do not fit the model of {run_dir / 'config.yaml'} ({err})"
+        ) from err
+    meta = bundle.metadata
+    report = _run_report(run_dir)
+    dataset: dict[str, Any] = {
+        "split": {"train": config.data.train, "valid": config.data.valid, "test": config.data.test},
+        "split_seed": config.data.split_seed,
+        "train_trajectories": len(bundle.splits["train"]),
+    }
+    evaluation: dict[str, Any] = {"n_trajectories": n_test, "rollout_steps": config.eval.rollout_steps}
+    if config.data.recipe is not None:
+        recipe = Recipe.from_yaml(config.data.recipe)
+        dataset["recipe"] = to_dict(recipe)
+        dataset["recipe_file"] = str(config.data.recipe)
+        evaluation["seed"] = recipe.seed + TEST_SEED_OFFSET if test_seed is None else test_seed
+    else:
+        dataset["path"] = str(config.data.path)
+    history = state.get("history", [])
+    payload: dict[str, Any] = {
+        "format_version": FORMAT_VERSION,
+        "name": name,
+        "description": description,
+        "model": {"name": config.model_name, "kwargs": config.model_kwargs},
+        "context": {
+            "in_channels": bundle.in_channels,
+            "out_channels": bundle.out_channels,
+            "grid_shape": list(meta.grid_shape),
+            "domain_lengths": list(bundle.lengths),
+            "periodic": [bool(p) for p in meta.periodic],
+            "field_names": list(config.data.fields or meta.field_names),
+        },
+        "normalization": {
+            key: as_tensor_stats(getattr(normalized, key)) for key in ("x_mean", "x_std", "y_mean", "y_std")
+        },
+        "task": _task(config),
+        "dataset": dataset,
+        "evaluation": evaluation,
+        "training": {
+            "command": command or f"python -m sciml.train {shlex.quote(str(run_dir / 'config.yaml'))}",
+            "config": to_dict(config),
+            "epochs": len(history),
+            "best_valid_l2": min((h["valid_l2"] for h in history if "valid_l2" in h), default=None),
+            "train_seconds": float(state.get("train_seconds", report.get("train_seconds", 0.0))),
+            "environment": report.get("environment", {}),
+            "run_test": report.get("test", {}),
+        },
+        "versions": {"torch": torch.__version__},
+        "weights": {},
+    }
+    return PretrainedOperator(normalized.model, payload)
+
+
+def export_run(
+    run_dir: str | Path,
+    name: str,
+    out: str | Path | None = None,
+    description: str = "",
+    checkpoint: str = "best",
+    n_test: int = 20,
+    test_seed: int | None = None,
+    command: str | None = None,
+    progress: bool = True,
+) -> Path:
+    """Export a run as the pretrained folder ``out/name`` (default: the zoo), evaluated and carded.
+
+    The manifest of ``out`` (``manifest.json``) gets the folder's checksums, so ``out`` works as a zoo
+    (``SCIML_ZOO=out``).
+    """
+    root = Path(out) if out is not None else zoo_root()
+    if not name or "/" in name or name.startswith("."):
+        raise ConfigError(f"zoo export: {name!r} is not a valid model name (a plain folder name is expected)")
+    model = pretrained_from_run(run_dir, name, description, checkpoint, n_test, test_seed, command)
+    if "recipe" in model.config["dataset"]:
+        model.config["metrics"] = evaluate_pretrained(model, progress=progress)
+    else:
+        logger.warning(
+            "%s: trained on a file, not a recipe; the card has no regenerated test metrics", run_dir
+        )
+    folder = model.save_pretrained(root / name, card=render_card)
+    register(folder, root)
+    logger.info("exported %s to %s", run_dir, folder)
+    return folder

@@ -1,0 +1,180 @@
+"""The model zoo: export from a run, offline load by name or path, checksums, card reproduction.
+
+A tiny run (16^2 recipe, two epochs) is exported into a temporary zoo; the last test checks every entry
+shipped in ``models/`` at reduced size (first two fresh test trajectories against the card).
+"""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+import sciml.zoo
+from sciml.errors import ConfigError, DataFormatError
+from sciml.evaluate import main as evaluate_main
+from sciml.train import run
+from sciml.training.config import config_from_mapping
+from sciml.zoo.evaluation import compare_with_card, evaluate_pretrained
+from sciml.zoo.export import export_run, pretrained_from_run
+from sciml.zoo.files import IntegrityError, read_json
+from sciml.zoo.hub import read_manifest
+
+ROOT = Path(__file__).parents[2]
+TINY_RECIPE = {
+    "name": "tiny_zoo",
+    "solver": {"resolution": 16, "viscosity": 1e-3, "dt": 0.01, "stepper": "heun-cn"},
+    "output": {"t_final": 0.5, "record_every": 0.1},
+    "n_trajectories": 12,
+    "batch_size": 12,
+}
+
+
+@pytest.fixture(scope="module")
+def zoo(tmp_path_factory) -> Path:
+    """A temporary zoo holding one exported windowed FNO (``tiny_fno``); SCIML_ZOO and SCIML_CACHE point there."""
+    base = tmp_path_factory.mktemp("zoo_env")
+    saved = {k: os.environ.get(k) for k in ("SCIML_ZOO", "SCIML_CACHE")}
+    os.environ["SCIML_ZOO"] = str(base / "zoo")
+    os.environ["SCIML_CACHE"] = str(base / "cache")
+    recipe = base / "tiny_zoo.yaml"
+    recipe.write_text(yaml.safe_dump(TINY_RECIPE))
+    config = config_from_mapping(
+        {
+            "data": {
+                "recipe": str(recipe),
+                "mode": "window",
+                "t_in": 2,
+                "t_out": 1,
+                "fields": ["vorticity"],
+                "train": 0.5,
+                "valid": 0.25,
+                "test": 0.25,
+                "batch_size": 4,
+            },
+            "model": {"name": "fno", "modes": 4, "width": 8, "n_layers": 2},
+            "optim": {"lr": 3e-3},
+            "train": {"epochs": 2, "progress": False},
+            "eval": {"plots": False, "rollout_steps": 3},
+        },
+        name="tiny",
+    )
+    run_dir = run(config, run_dir=base / "run")
+    export_run(run_dir, "tiny_fno", n_test=4, description="tiny test model", progress=False)
+    yield base
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+def test_export_writes_the_documented_folder(zoo):
+    folder = zoo / "zoo" / "tiny_fno"
+    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "config.json", "model.safetensors"]
+    config = read_json(folder / "config.json")
+    assert config["model"]["name"] == "fno" and config["task"]["t_in"] == 2
+    assert config["dataset"]["recipe"]["name"] == "tiny_zoo"
+    assert config["evaluation"]["seed"] != config["dataset"]["recipe"]["seed"]
+    assert len(config["normalization"]["x_mean"]) == 2 and config["versions"]["sciml"]
+    manifest = read_manifest(zoo / "zoo")
+    assert manifest["models"]["tiny_fno"]["sha256"] == config["weights"]["sha256"]
+    card = (folder / "README.md").read_text()
+    assert f"{config['metrics']['l2']['mean']:.4g}" in card
+    assert "python -m sciml.evaluate zoo:tiny_fno" in card
+    assert [e.name for e in sciml.zoo.list()] == ["tiny_fno"]
+
+
+def test_loaded_model_equals_the_trained_one(zoo):
+    loaded = sciml.zoo.load("tiny_fno")
+    reference = pretrained_from_run(zoo / "run", "ref")
+    reference.eval()
+    x = torch.randn(3, 2, 16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), reference(x), rtol=0, atol=0)
+    by_path = sciml.zoo.PretrainedOperator.from_pretrained(zoo / "zoo" / "tiny_fno")
+    with torch.no_grad():
+        torch.testing.assert_close(by_path(x), loaded(x), rtol=0, atol=0)
+    # complex spectral weights went through safetensors as complex tensors
+    assert any(p.is_complex() for p in loaded.parameters())
+    # the rollout feeds predictions back: its first step is one forward pass
+    frames = x[:, :, None]
+    with torch.no_grad():
+        roll = loaded.rollout(frames, steps=2)
+        assert roll.shape == (3, 2, 1, 16, 16)
+        torch.testing.assert_close(roll[:, 0], loaded(x))
+
+
+def test_save_pretrained_round_trips_to_any_folder(zoo, tmp_path):
+    model = sciml.zoo.load("tiny_fno")
+    folder = model.save_pretrained(tmp_path / "copy")
+    again = sciml.zoo.PretrainedOperator.from_pretrained(folder)
+    assert again.config["weights"]["sha256"] == model.config["weights"]["sha256"]
+    assert not list(tmp_path.glob(".copy*"))  # no staging folder left behind
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate"])
+def test_tampered_weights_are_refused(zoo, tmp_path, damage):
+    folder = sciml.zoo.load("tiny_fno").save_pretrained(tmp_path / "m")
+    weights = folder / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    if damage == "flip":
+        data[-5] ^= 0xFF
+    else:
+        data = data[: len(data) // 2]
+    weights.write_bytes(bytes(data))
+    with pytest.raises(IntegrityError, match="SHA-256") as err:
+        sciml.zoo.load(folder)
+    assert "model.safetensors" in str(err.value)
+
+
+def test_tampered_zoo_config_is_refused_by_the_manifest(zoo):
+    config_path = zoo / "zoo" / "tiny_fno" / "config.json"
+    original = config_path.read_text()
+    try:
+        edited = json.loads(original)
+        edited["normalization"]["y_std"] = [x * 2 for x in edited["normalization"]["y_std"]]
+        config_path.write_text(json.dumps(edited))
+        with pytest.raises(IntegrityError, match="manifest"):
+            sciml.zoo.load("tiny_fno")
+    finally:
+        config_path.write_text(original)
+
+
+def test_unknown_names_and_folders_get_clear_errors(zoo, tmp_path):
+    with pytest.raises(ConfigError, match="tiny_fno"):
+        sciml.zoo.load("tiny_fn")
+    with pytest.raises(DataFormatError, match="config.json"):
+        sciml.zoo.load(tmp_path)
+
+
+def test_card_metrics_reproduce_and_a_wrong_card_is_caught(zoo, capsys):
+    assert evaluate_main(["zoo:tiny_fno"]) == 0
+    assert evaluate_main(["zoo:tiny_fno", "--n-test", "2"]) == 0
+    assert "reproduced" in capsys.readouterr().out
+    model = sciml.zoo.load("tiny_fno")
+    measured = evaluate_pretrained(model, n_trajectories=2, progress=False)
+    card = json.loads(json.dumps(model.metrics))
+    card["per_trajectory"]["l2"][1] *= 1.05
+    assert compare_with_card(measured, card) == [
+        f"l2[trajectory 1]: measured {measured['per_trajectory']['l2'][1]:.6g}, card {card['per_trajectory']['l2'][1]:.6g}"
+    ]
+    assert len(measured["rollout_l2"]) == 3
+
+
+SHIPPED = sorted(read_manifest(ROOT / "models")["models"]) if (ROOT / "models" / "manifest.json").exists() else []
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_entry_loads_offline_and_reproduces_its_card(name, monkeypatch):
+    monkeypatch.setenv("SCIML_ZOO", str(ROOT / "models"))
+    model = sciml.zoo.load(name)
+    measured = evaluate_pretrained(model, n_trajectories=2, progress=False)
+    assert compare_with_card(measured, model.metrics) == []
+
+
+def test_the_shipped_zoo_stays_small():
+    total = sum(p.stat().st_size for p in (ROOT / "models").rglob("*") if p.is_file())
+    assert total < 30 * 2**20
