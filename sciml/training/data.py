@@ -96,6 +96,29 @@ class ChannelSelection(Dataset):
         return {**item, "x": item["x"][self.x_index], "y": item["y"][self.y_index]}
 
 
+def trajectory_samples(
+    source: TrajectoryDataset, cfg: DataConfig, indices: np.ndarray | None = None
+) -> Dataset:
+    """The samples of ``cfg`` (initial-to-final pairs or time windows, selected fields) of some trajectories.
+
+    ``indices`` are trajectory numbers of ``source`` (all when ``None``).
+    """
+    if cfg.mode == "initial_to_final":
+        samples: Dataset = InitialToFinalDataset(
+            source, cfg.input_time, cfg.output_time, trajectory_indices=indices
+        )
+        t_in = t_out = 1
+    elif cfg.mode == "window":
+        t_in, t_out = cfg.t_in, cfg.t_out
+        samples = TimeWindowDataset(source, t_in, t_out, stride=cfg.stride, trajectory_indices=indices)
+    else:
+        raise ConfigError(f"data.mode: {cfg.mode!r} does not cut samples from trajectories")
+    channels = channel_indices(source.metadata, cfg.fields)
+    if channels is None:
+        return samples
+    return ChannelSelection(samples, channels, source.metadata.n_channels, t_in, t_out)
+
+
 def build_data(cfg: DataConfig, base_dir: Path | None = None, path: Path | None = None) -> DataBundle:
     """Open the data, split by trajectory, cut samples and fit the normalization on the training split."""
     path = path or resolve_data_path(cfg, base_dir)
@@ -112,28 +135,18 @@ def build_data(cfg: DataConfig, base_dir: Path | None = None, path: Path | None 
             raise ConfigError(f"data.mode: {path} holds input/output pairs; use mode: pairs")
         parts = {name: torch.utils.data.Subset(source, idx.tolist()) for name, idx in splits.items()}
         t_in = t_out = 1
+        channels = channel_indices(meta, cfg.fields)
+        if channels is not None:
+            n = meta.n_channels
+            parts = {name: ChannelSelection(ds, channels, n, 1, 1) for name, ds in parts.items()}
     else:
         if not isinstance(source, TrajectoryDataset):
             raise ConfigError(f"{path}: unsupported dataset type {type(source).__name__}")
         if cfg.mode == "pairs":
             raise ConfigError(f"data.mode: {path} holds trajectories; use mode initial_to_final or window")
-        if cfg.mode == "initial_to_final":
-            t_in = t_out = 1
-            parts = {
-                name: InitialToFinalDataset(source, cfg.input_time, cfg.output_time, trajectory_indices=idx)
-                for name, idx in splits.items()
-            }
-        else:
-            t_in, t_out = cfg.t_in, cfg.t_out
-            parts = {
-                name: TimeWindowDataset(source, t_in, t_out, stride=cfg.stride, trajectory_indices=idx)
-                for name, idx in splits.items()
-            }
-    channels = channel_indices(meta, cfg.fields)
-    n_fields = meta.n_channels
-    if channels is not None:
-        parts = {name: ChannelSelection(ds, channels, n_fields, t_in, t_out) for name, ds in parts.items()}
-        n_fields = len(channels)
+        parts = {name: trajectory_samples(source, cfg, idx) for name, idx in splits.items()}
+        t_in, t_out = (1, 1) if cfg.mode == "initial_to_final" else (cfg.t_in, cfg.t_out)
+        channels = channel_indices(meta, cfg.fields)
     if len(parts["train"]) == 0:
         raise ConfigError(f"data: the training split of {path} is empty ({len(source)} trajectories)")
     sample = parts["train"][0]

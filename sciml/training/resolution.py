@@ -11,9 +11,11 @@ import copy
 import logging
 from typing import Any
 
+import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+import sciml.datasets as sd
 from sciml.config import to_dict
 from sciml.errors import ConfigError
 
@@ -62,7 +64,7 @@ def test_set_at_resolution(config: Any, data: Any, resolution: int) -> tuple[Dat
         return Resampled(data.test, resolution), "fourier-resampled test samples (no finer scales)"
     from sciml.datasets.generate import default_output_path, generate
     from sciml.datasets.recipes import Recipe
-    from sciml.training.data import build_data
+    from sciml.training.data import build_data, trajectory_samples
 
     recipe = Recipe.from_yaml(config.data.recipe)
     mapping = to_dict(recipe)
@@ -75,6 +77,20 @@ def test_set_at_resolution(config: Any, data: Any, resolution: int) -> tuple[Dat
     mapping["output"]["resolution"] = resolution
     mapping["name"] = f"{recipe.name}_r{resolution}"
     finer = Recipe.from_mapping(mapping)
+    test_indices = np.asarray(data.splits["test"])
+    first = int(test_indices[0]) if len(test_indices) else 0
+    if len(test_indices) and np.array_equal(test_indices, np.arange(first, first + len(test_indices))):
+        # each trajectory depends only on (seed, index): solve the test trajectories alone
+        path = default_output_path(finer, first_index=first)
+        if not path.exists():
+            logger.info(
+                "solving the %d test trajectories again at %d^2 (zero-shot)", len(test_indices), resolution
+            )
+            generate(finer, path, n_trajectories=len(test_indices), first_index=first)
+        source = sd.open(path)
+        return trajectory_samples(source, config.data), (
+            f"test trajectories solved again at {solver_resolution}^2, stored at {resolution}^2"
+        )
     path = default_output_path(finer)
     if not path.exists():
         logger.info("solving the recipe again at %d^2 for the zero-shot evaluation", resolution)

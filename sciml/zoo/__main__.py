@@ -1,4 +1,4 @@
-"""``python -m sciml.zoo list | export RUN_DIR NAME | verify [NAME ...]``."""
+"""``python -m sciml.zoo list | build CONFIG ... | export RUN_DIR NAME | verify [NAME ...]``."""
 
 from __future__ import annotations
 
@@ -25,6 +25,12 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("--checkpoint", default="best", choices=["best", "last"])
     export.add_argument("--n-test", type=int, default=20, help="fresh test trajectories for the card")
     export.add_argument("--command", help="the command that trained the run (for the card)")
+    build = sub.add_parser("build", help="train a config with the shared Trainer and export it to the zoo")
+    build.add_argument(
+        "configs", nargs="+", help="e.g. configs/zoo/fno_ns64.yaml (entry name: the file stem)"
+    )
+    build.add_argument("--out", help="folder of models (default: the zoo)")
+    build.add_argument("--n-test", type=int, default=20, help="fresh test trajectories for the card")
     verify = sub.add_parser("verify", help="check every weight file against the manifest and load it")
     verify.add_argument("names", nargs="*")
     args = parser.parse_args(argv)
@@ -48,6 +54,11 @@ def main(argv: list[str] | None = None) -> int:
                 command=args.command,
             )
             print(folder)
+        elif args.command == "build":
+            from sciml.zoo.export import build_entry
+
+            for config in args.configs:
+                print(build_entry(config, out=args.out, n_test=args.n_test))
         else:
             from sciml.zoo.pretrained import PretrainedOperator
 

@@ -20,14 +20,14 @@ import sciml.datasets as sd
 from sciml.config import to_dict
 from sciml.datasets.generate import default_output_path, generate
 from sciml.datasets.recipes import Recipe
-from sciml.datasets.windows import InitialToFinalDataset, TimeWindowDataset
-from sciml.errors import ConfigError
-from sciml.training.data import ChannelSelection, channel_indices
+from sciml.training.config import DataConfig
+from sciml.training.data import channel_indices, trajectory_samples
 from sciml.training.report import evaluate_errors, rollout_errors
 
 logger = logging.getLogger(__name__)
 
 ERROR_NAMES = ("l2", "h1", "h-1")
+TASK_KEYS = ("mode", "fields", "input_time", "output_time", "t_in", "t_out", "stride")
 
 
 def test_recipe(config: dict[str, Any], n_trajectories: int | None = None) -> Recipe:
@@ -42,20 +42,8 @@ def test_recipe(config: dict[str, Any], n_trajectories: int | None = None) -> Re
 
 def test_samples(config: dict[str, Any], source: Any) -> Dataset:
     """Cut the model's samples (its task: initial-to-final or windows, selected fields) from ``source``."""
-    task = config["task"]
-    meta = source.metadata
-    if task["mode"] == "initial_to_final":
-        samples: Dataset = InitialToFinalDataset(source, task["input_time"], task["output_time"])
-        t_in = t_out = 1
-    elif task["mode"] == "window":
-        t_in, t_out = int(task["t_in"]), int(task["t_out"])
-        samples = TimeWindowDataset(source, t_in, t_out, stride=int(task.get("stride", 1)))
-    else:
-        raise ConfigError(f"{config['name']}: task mode {task['mode']!r} cannot be regenerated from a recipe")
-    channels = channel_indices(meta, task.get("fields"))
-    if channels is not None:
-        samples = ChannelSelection(samples, channels, meta.n_channels, t_in, t_out)
-    return samples
+    task = {k: v for k, v in config["task"].items() if k in TASK_KEYS}
+    return trajectory_samples(source, DataConfig(path=str(source.metadata.path), **task))
 
 
 def evaluate_pretrained(

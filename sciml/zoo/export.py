@@ -153,3 +153,38 @@ def export_run(
     register(folder, root)
     logger.info("exported %s to %s", run_dir, folder)
     return folder
+
+
+def build_entry(
+    config_path: str | Path,
+    name: str | None = None,
+    out: str | Path | None = None,
+    run_root: str | Path = "runs/zoo",
+    n_test: int = 20,
+    overrides: list[str] | None = None,
+) -> Path:
+    """Train ``config_path`` with the shared Trainer and export the run as the zoo entry ``name``.
+
+    ``name`` defaults to the config's file stem; the run goes to ``run_root/name``, and the card records
+    ``python -m sciml.zoo build CONFIG`` as the command that made it.
+    """
+    from sciml.train import run
+    from sciml.training.config import load_config
+
+    config_path = Path(config_path)
+    name = name or config_path.stem
+    config = load_config(config_path, overrides or [])
+    run_dir = run(config, run_dir=Path(run_root) / name)
+    command = f"python -m sciml.zoo build {config_path}" + "".join(f" {o}" for o in overrides or [])
+    description = _leading_comment(config_path)
+    return export_run(run_dir, name, out=out, description=description, n_test=n_test, command=command)
+
+
+def _leading_comment(path: Path) -> str:
+    """The comment block at the top of a YAML file as one line (the zoo entry's description)."""
+    lines = []
+    for line in path.read_text().splitlines():
+        if not line.startswith("#"):
+            break
+        lines.append(line.lstrip("#").strip())
+    return " ".join(lines).removeprefix("Zoo entry:").strip()

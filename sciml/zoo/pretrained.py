@@ -23,7 +23,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 import sciml
-from sciml.errors import DataFormatError
+from sciml.errors import ConfigError, DataFormatError
 from sciml.models import ModelContext, build_model
 from sciml.models.wrappers import Normalized
 from sciml.zoo.files import (
@@ -39,6 +39,11 @@ from sciml.zoo.files import (
 )
 
 logger = logging.getLogger(__name__)
+
+
+def parameter_count(model: nn.Module) -> int:
+    """Real parameters of a model (a complex weight counts twice)."""
+    return sum(p.numel() * (2 if p.is_complex() else 1) for p in model.parameters())
 
 
 def _context(config: dict[str, Any], path: Path) -> ModelContext:
@@ -101,17 +106,12 @@ class PretrainedOperator(nn.Module):
         """
         task = self.task
         if task["mode"] != "window":
-            raise DataFormatError(
-                self.name,
-                "rollout needs a windowed (autoregressive) model",
-                key="task.mode",
-                found=task["mode"],
+            raise ConfigError(
+                f"{self.name}: rollout needs a windowed model, its task mode is {task['mode']!r}"
             )
         b, t_in, c = frames.shape[:3]
         if t_in != task["t_in"]:
-            raise DataFormatError(
-                self.name, "wrong number of input frames", expected=task["t_in"], found=t_in
-            )
+            raise ConfigError(f"{self.name}: rollout expects {task['t_in']} input frames, got {t_in}")
         window = frames.reshape(b, t_in * c, *frames.shape[3:])
         out = []
         for _ in range(steps):
@@ -183,9 +183,7 @@ class PretrainedOperator(nn.Module):
                 "file": WEIGHTS,
                 "sha256": sha256_file(staging / WEIGHTS),
                 "bytes": (staging / WEIGHTS).stat().st_size,
-                "params": sum(
-                    p.numel() * (2 if p.is_complex() else 1) for p in self.operator.model.parameters()
-                ),
+                "params": parameter_count(self.operator.model),
             }
             config.setdefault("versions", {})["sciml"] = sciml.__version__
             write_json_atomic(staging / CONFIG, config)
