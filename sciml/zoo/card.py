@@ -40,6 +40,26 @@ def _recipe_line(recipe: dict[str, Any]) -> str:
     )
 
 
+def _run_test_lines(run_test: dict[str, Any]) -> list[str]:
+    """The training run's own test split, at its resolution and zero-shot at others (if evaluated)."""
+    if not run_test:
+        return []
+    lines = [
+        "",
+        "The training run's held-out test split (the last trajectories of the training recipe), at the "
+        "training resolution and zero-shot at finer ones (the test trajectories solved again on that grid):",
+        "",
+        "| resolution | rel L2 | rel H1 | rel H^-1 | samples |",
+        "|---|---|---|---|---|",
+    ]
+    for res, m in sorted(run_test.items(), key=lambda kv: int(kv[0])):
+        lines.append(
+            f"| {res}^2 | {_fmt(m['l2']['mean'])} | {_fmt(m['h1']['mean'])} | {_fmt(m['h-1']['mean'])} "
+            f"| {m.get('n_samples', '-')} |"
+        )
+    return lines
+
+
 def render_card(config: dict[str, Any]) -> str:
     """Markdown model card of a pretrained model."""
     name = config["name"]
@@ -92,7 +112,8 @@ def render_card(config: dict[str, Any]) -> str:
         "",
         "## Training",
         f"- command: `{training.get('command', '-')}`",
-        f"- {training.get('epochs')} epochs, {_fmt(training.get('train_seconds'), 3)} s of training on "
+        f"- {training.get('epochs')} epochs (weights of epoch {training.get('checkpoint_epoch')}, the best "
+        f"on validation), {_fmt(training.get('train_seconds'), 3)} s of training on "
         f"{env.get('device', '?')} ({env.get('threads', '?')} threads, torch {env.get('torch', '?')}, "
         f"{env.get('date', '?')})",
         f"- best validation rel L2: {_fmt(training.get('best_valid_l2'))}",
@@ -120,12 +141,12 @@ def render_card(config: dict[str, Any]) -> str:
         ]
     else:
         lines.append("None recorded (the model was not trained on a recipe).")
+    lines += _run_test_lines(training.get("run_test", {}))
     lines += [
         "",
         "## Limits",
         "- Trained on one viscosity, forcing and resolution; outside them (other nu, other forcing, longer "
-        "horizons than trained) expect larger errors. Zero-shot resolution changes are possible for "
-        "Fourier-type families but were not part of this card's evaluation.",
+        "horizons than trained) expect larger errors.",
         "- Small, CPU-trained model with a short budget: it shows the family working end to end, not the "
         "papers' best accuracy.",
         "",

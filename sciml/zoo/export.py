@@ -111,9 +111,11 @@ def pretrained_from_run(
         "training": {
             "command": command or f"python -m sciml.train {shlex.quote(str(run_dir / 'config.yaml'))}",
             "config": to_dict(config),
-            "epochs": len(history),
+            "epochs": config.train.epochs,
+            "checkpoint": path.name,
+            "checkpoint_epoch": len(history),
             "best_valid_l2": min((h["valid_l2"] for h in history if "valid_l2" in h), default=None),
-            "train_seconds": float(state.get("train_seconds", report.get("train_seconds", 0.0))),
+            "train_seconds": float(report.get("train_seconds", state.get("train_seconds", 0.0))),
             "environment": report.get("environment", {}),
             "run_test": report.get("test", {}),
         },
