@@ -12,7 +12,8 @@ with the temporal grid resampled from ``t_in`` to ``t_out`` frames in the last l
 evaluated on the output grid), and the last input frame added back to every output frame (the network
 learns the increment). The Fourier layers are neuraloperator's (an FNO over three axes); the name is
 ``st_fno`` so that it does not clash with neuraloperator's spherical ``SFNO``. The Spectral-Refiner
-fine-tuning stage is not part of this module yet.
+fine-tuning stage (the last spectral layer re-opened without frequency truncation and fitted at test time
+to the :math:`H^{-1}` norm of the Navier-Stokes residual) is :mod:`sciml.models.spectral_refiner`.
 
 Inputs and outputs follow the windowed-data layout of :class:`sciml.datasets.windows.TimeWindowDataset`:
 ``[B, C * t_in, X, Y]`` with time-major channels (frame 0 all fields, frame 1 all fields, ...).
