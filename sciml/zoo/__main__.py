@@ -15,7 +15,7 @@ logger = logging.getLogger("sciml.zoo")
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the exit code."""
     parser = argparse.ArgumentParser(prog="python -m sciml.zoo", description="The pretrained model zoo.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="action", required=True)
     sub.add_parser("list", help="print the zoo's table")
     export = sub.add_parser("export", help="export a training run as a pretrained model")
     export.add_argument("run_dir")
@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("--description", default="")
     export.add_argument("--checkpoint", default="best", choices=["best", "last"])
     export.add_argument("--n-test", type=int, default=20, help="fresh test trajectories for the card")
-    export.add_argument("--command", help="the command that trained the run (for the card)")
+    export.add_argument("--command", dest="train_command", help="the command that trained the run (card)")
     build = sub.add_parser("build", help="train a config with the shared Trainer and export it to the zoo")
     build.add_argument(
         "configs", nargs="+", help="e.g. configs/zoo/fno_ns64.yaml (entry name: the file stem)"
@@ -36,12 +36,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        if args.command == "list":
+        if args.action == "list":
             print(f"zoo: {zoo_root()}")
             print(f"{'name':<22} {'family':<9} {'params':>9} {'MiB':>7} {'test L2':>8}  description")
             for entry in list_models():
                 print(entry.row())
-        elif args.command == "export":
+        elif args.action == "export":
             from sciml.zoo.export import export_run
 
             folder = export_run(
@@ -51,10 +51,10 @@ def main(argv: list[str] | None = None) -> int:
                 description=args.description,
                 checkpoint=args.checkpoint,
                 n_test=args.n_test,
-                command=args.command,
+                command=args.train_command,
             )
             print(folder)
-        elif args.command == "build":
+        elif args.action == "build":
             from sciml.zoo.export import build_entry
 
             for config in args.configs:

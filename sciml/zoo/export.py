@@ -116,6 +116,7 @@ def pretrained_from_run(
             "checkpoint_epoch": len(history),
             "best_valid_l2": min((h["valid_l2"] for h in history if "valid_l2" in h), default=None),
             "train_seconds": float(report.get("train_seconds", state.get("train_seconds", 0.0))),
+            "train_samples_per_second": report.get("train_samples_per_second"),
             "environment": report.get("environment", {}),
             "run_test": report.get("test", {}),
         },
@@ -145,6 +146,9 @@ def export_run(
     if not name or "/" in name or name.startswith("."):
         raise ConfigError(f"zoo export: {name!r} is not a valid model name (a plain folder name is expected)")
     model = pretrained_from_run(run_dir, name, description, checkpoint, n_test, test_seed, command)
+    old_config = root / name / "config.json"
+    if old_config.exists() and command is None:  # re-export: keep the command that trained it
+        model.config["training"]["command"] = json.loads(old_config.read_text())["training"]["command"]
     if "recipe" in model.config["dataset"]:
         model.config["metrics"] = evaluate_pretrained(model, progress=progress)
     else:

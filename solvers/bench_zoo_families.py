@@ -1,0 +1,210 @@
+"""Every neural family on the 64^2 FNO-setting data, from the shipped zoo: the families table of issue 4.
+
+Each zoo entry (``models/``, built by ``python -m sciml.zoo build configs/zoo/<name>.yaml``) was trained by
+the shared Trainer on ``datasets/ns_fno_v1e-3_64.yaml`` (nu = 1e-3, 64^2, one frame per time unit). For
+every entry the script reports what its card records (parameters, epochs, training time and throughput,
+test errors on 20 fresh trajectories, the run's own test split at 64^2 and zero-shot at 128^2, the rollout
+error of windowed models) and measures the inference time per sample here (a batch of 8 test inputs, all
+models timed round-robin in the same rounds, median). It then checks the issue's targets:
+
+- TFNO: at least 10x fewer parameters than the dense FNO at no more than 1.05x its rel L2;
+- MG-TFNO: an input domain per patch at least 4x smaller than the field, at no more than 1.1x TFNO's error;
+- T1: rel L2 no worse than the FNO's (its train-step speed is ``solvers/bench_t1.py``'s);
+- LSM: rel L2 at or below the FNO's on the autoregressive task (10 frames in, the next one out).
+
+``python solvers/bench_zoo_families.py`` writes ``solvers/results/zoo_families.json`` and a PNG;
+``--quick`` uses 2 test trajectories and 3 timing rounds (a smoke test: compares nothing new).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import torch
+
+import sciml.datasets as sd
+import sciml.zoo
+from sciml.benchmarking import environment, write_record
+from sciml.datasets.generate import default_output_path, generate
+from sciml.zoo.evaluation import test_recipe, test_samples
+
+logger = logging.getLogger("bench_zoo_families")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _inputs(model: Any, n_trajectories: int, batch: int) -> torch.Tensor:
+    """A batch of test inputs of the model's task from its fresh test trajectories."""
+    recipe = test_recipe(model.config, n_trajectories)
+    path = default_output_path(recipe)
+    if not path.exists():
+        generate(recipe, path, progress=False)
+    samples = test_samples(model.config, sd.open(path))
+    return torch.stack([samples[i % len(samples)]["x"] for i in range(batch)])
+
+
+@torch.no_grad()
+def inference_ms(models: dict[str, Any], inputs: dict[str, torch.Tensor], rounds: int) -> dict[str, float]:
+    """Median forward time per sample of each model, all timed round-robin in the same rounds."""
+    for name, model in models.items():
+        model(inputs[name])  # warm-up
+    times: dict[str, list[float]] = {name: [] for name in models}
+    for _ in range(rounds):
+        for name, model in models.items():
+            start = time.perf_counter()
+            model(inputs[name])
+            times[name].append(time.perf_counter() - start)
+    return {name: 1e3 * statistics.median(t) / inputs[name].shape[0] for name, t in times.items()}
+
+
+def patch_domain_ratio(model: Any) -> float | None:
+    """Field cells / inner-model cells per patch of an MG-TFNO (``None`` for other families)."""
+    inner = model.operator.model
+    if not hasattr(inner, "geometry"):
+        return None
+    size = int(model.config["context"]["grid_shape"][-1])
+    _, side, pad = inner.geometry(size)
+    return (size / (side + 2 * pad)) ** 2
+
+
+def row_of(name: str, model: Any, infer_ms: float) -> dict[str, Any]:
+    """One table row from a zoo model's config and the measured inference time."""
+    c = model.config
+    training, metrics = c["training"], c["metrics"]
+    run_test = training.get("run_test", {})
+    sps = training.get("train_samples_per_second")
+    row = {
+        "name": name,
+        "family": c["model"]["name"],
+        "task": c["task"]["mode"],
+        "params": c["weights"]["params"],
+        "mib": c["weights"]["bytes"] / 2**20,
+        "epochs": training["epochs"],
+        "train_seconds": training["train_seconds"],
+        "train_ms_per_sample": 1e3 / sps if sps else None,
+        "inference_ms_per_sample": infer_ms,
+        "test": {k: metrics[k]["mean"] for k in ("l2", "h1", "h-1")},
+        "run_test": {res: m["l2"]["mean"] for res, m in run_test.items()},
+        "patch_domain_ratio": patch_domain_ratio(model),
+    }
+    if "rollout_l2" in metrics:
+        row["rollout_final_l2"] = metrics["rollout_l2"][-1]
+    return row
+
+
+def targets(rows: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The issue's targets, each with the measured figures and met / not met."""
+    out = []
+
+    def add(name: str, figures: dict[str, float], met: bool, rule: str) -> None:
+        out.append({"target": name, "rule": rule, "figures": figures, "met": bool(met)})
+
+    fno, tfno, mg, t1 = (rows.get(k) for k in ("fno_ns64", "tfno_ns64", "mg_tfno_ns64", "t1_ns64"))
+    window, lsm = rows.get("fno_window_ns64"), rows.get("lsm_ns64")
+    if fno and tfno:
+        p, e = fno["params"] / tfno["params"], tfno["test"]["l2"] / fno["test"]["l2"]
+        add(
+            "TFNO vs FNO",
+            {"param_ratio": p, "l2_ratio": e},
+            p >= 10 and e <= 1.05,
+            ">= 10x fewer params, <= 1.05x L2",
+        )
+    if tfno and mg and mg["patch_domain_ratio"]:
+        d, e = mg["patch_domain_ratio"], mg["test"]["l2"] / tfno["test"]["l2"]
+        add(
+            "MG-TFNO vs TFNO",
+            {"domain_ratio": d, "l2_ratio": e},
+            d >= 4 and e <= 1.1,
+            ">= 4x smaller patch, <= 1.1x L2",
+        )
+    if fno and t1:
+        e = t1["test"]["l2"] / fno["test"]["l2"]
+        add("T1 vs FNO (error)", {"l2_ratio": e}, e <= 1.0, "L2 no worse than FNO's")
+    if window and lsm:
+        e = lsm["test"]["l2"] / window["test"]["l2"]
+        add("LSM vs FNO (autoregressive)", {"l2_ratio": e}, e <= 1.0, "L2 at or below FNO's")
+    return out
+
+
+def plot(rows: list[dict[str, Any]], path: Path) -> None:
+    """Test rel L2 against parameters, one point per family."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for row in rows:
+        ax.scatter(row["params"], row["test"]["l2"], label=row["name"])
+        ax.annotate(row["family"], (row["params"], row["test"]["l2"]), fontsize=7)
+    ax.set(xscale="log", yscale="log", xlabel="parameters", ylabel="test rel L2 (fresh trajectories)")
+    ax.set_title("zoo models, 64^2 FNO-setting Navier-Stokes")
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def markdown(record: dict[str, Any]) -> str:
+    """The families table and the target verdicts as markdown."""
+    lines = [
+        f"`{record['command']}` ({record['date'][:10]}, {record['device']}, {record['threads']} thread(s); "
+        f"`solvers/results/{record['benchmark']}.json`)",
+        "",
+        "| model | family | params | epochs | train s | train ms/sample | infer ms/sample | rel L2 | rel H1 "
+        "| rel H^-1 | L2 @128 zero-shot | rollout L2 (frame 10) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in record["rows"]:
+        train_ms = f"{r['train_ms_per_sample']:.1f}" if r["train_ms_per_sample"] else "-"
+        zero_shot = f"{r['run_test']['128']:.4f}" if "128" in r["run_test"] else "-"
+        rollout = f"{r['rollout_final_l2']:.4f}" if "rollout_final_l2" in r else "-"
+        lines.append(
+            f"| `{r['name']}` | {r['family']} | {r['params']:,} | {r['epochs']} | {r['train_seconds']:.0f} | "
+            f"{train_ms} | {r['inference_ms_per_sample']:.2f} | {r['test']['l2']:.4f} | "
+            f"{r['test']['h1']:.4f} | {r['test']['h-1']:.4f} | {zero_shot} | {rollout} |"
+        )
+    lines += ["", "| target | rule | measured | verdict |", "|---|---|---|---|"]
+    for t in record["targets"]:
+        figures = ", ".join(f"{k} {v:.2f}" for k, v in t["figures"].items())
+        lines.append(
+            f"| {t['target']} | {t['rule']} | {figures} | {'**met**' if t['met'] else '**not met**'} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Measure and tabulate every zoo entry; returns the record."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="2 test trajectories, 3 timing rounds")
+    parser.add_argument("--names", nargs="*", help="zoo entries (default: all)")
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--out", default="solvers/results")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    names = args.names or [e.name for e in sciml.zoo.list()]
+    models = {name: sciml.zoo.load(name) for name in names}
+    n_traj, rounds = (2, 3) if args.quick else (20, args.rounds)
+    inputs = {name: _inputs(model, n_traj, 8) for name, model in models.items()}
+    times = inference_ms(models, inputs, rounds)
+    rows = [row_of(name, models[name], times[name]) for name in names]
+    record = {
+        "benchmark": "zoo_families_quick" if args.quick else "zoo_families",
+        "command": "python solvers/bench_zoo_families.py" + (" --quick" if args.quick else ""),
+        **environment("cpu"),
+        "rows": rows,
+        "targets": targets({r["name"]: r for r in rows}),
+    }
+    out = Path(args.out)
+    write_record(out / f"{record['benchmark']}.json", record)
+    plot(rows, out / f"{record['benchmark']}.png")
+    print(markdown(record))
+    return record
+
+
+if __name__ == "__main__":
+    main()
