@@ -5,9 +5,12 @@ import math
 
 import numpy as np
 import pytest
+import tensorly as tl
+import torch
 
 from sciml.errors import ConfigError, SolverError
 from sciml.solvers import chebyshev_tucker as ct
+from sciml.solvers import newton_kernel as nk
 
 RNG = np.random.default_rng(0)
 BOX = [(0.0, 2.0), (-1.0, 3.0), (1.0, 2.0)]
@@ -91,8 +94,12 @@ def test_gram_and_exact_svd_agree():
 
 def test_hooi_refinement_does_not_increase_error():
     a = ct.chebyshev_tucker(runge, degree=30, ranks=4)
-    b = ct.chebyshev_tucker(runge, degree=30, ranks=4, hooi_iters=5)
+    b = ct.chebyshev_tucker(runge, degree=30, ranks=4, refine=True, n_iter=5)
+    assert b.ranks == a.ranks == (4, 4, 4)
     assert b.error_estimate <= a.error_estimate * (1 + 1e-9)
+    exact = np.linalg.norm(b.coefficients() - ct.chebyshev_tucker(runge, degree=30, ranks=31).coefficients())
+    full_norm = np.linalg.norm(ct.chebyshev_tucker(runge, degree=30, ranks=31).coefficients())
+    assert exact / full_norm == pytest.approx(b.error_estimate, rel=1e-6)
 
 
 def test_rank_rule_on_known_singular_values():
@@ -176,19 +183,6 @@ def test_cp_path_matches_full_path():
     assert max(cp.ranks) <= rank
 
 
-def test_newton_potential_long_range_part():
-    n_particles = 20
-    pos = RNG.uniform(-0.6, 0.6, (n_particles, 3))
-    q = RNG.choice([-1.0, 1.0], n_particles)
-    delta = 0.3
-    approx = ct.newton_potential(q, pos, delta=delta, degree=32, tol=1e-8)
-    pts = _points([(-1, 1)] * 3, 300)
-    r = np.linalg.norm(pts[:, None, :] - pos[None], axis=-1)
-    exact = (q * ct.long_range_kernel(r, delta)).sum(axis=1)
-    assert np.abs(approx(pts) - exact).max() / np.abs(exact).max() < 1e-6
-    assert max(approx.ranks) < 20
-
-
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
@@ -200,6 +194,14 @@ def test_newton_potential_long_range_part():
         ({"degree": (3, 3)}, ConfigError, "degree"),
         ({"ranks": 0}, ConfigError, "ranks"),
         ({"svd": "qr"}, ConfigError, "svd"),
+        ({"norm": "h1"}, ConfigError, "norm"),
+        ({"refine": "yes"}, ConfigError, "refine"),
+        ({"n_iter": 0}, ConfigError, "n_iter"),
+        ({"backend": "jax"}, ConfigError, "backend"),
+        ({"dtype": "float16"}, ConfigError, "dtype"),
+        ({"dtype": np.int64}, ConfigError, "dtype"),
+        ({"device": "cuda"}, ConfigError, "CPU only"),
+        ({"backend": "pytorch", "device": "nodevice"}, ConfigError, "device"),
     ],
 )
 def test_bad_parameters(kwargs, error, match):
@@ -223,6 +225,228 @@ def test_bad_data():
     with pytest.raises(SolverError, match="CP factor 1"):
         ct.from_cp([np.ones((5, 2)), np.ones((5, 3))], [(-1, 1)] * 2)
     with pytest.raises(SolverError, match="positions"):
-        ct.newton_potential(np.ones(3), np.zeros((2, 3)))
-    with pytest.raises(ConfigError, match="delta"):
-        ct.newton_potential(np.ones(2), np.zeros((2, 3)), delta=0.0)
+        nk.newton_potential(np.ones(3), np.zeros((2, 3)))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# L2 truncation
+
+
+def test_l2_gram_matches_quadrature():
+    n = 9
+    x, w = np.polynomial.legendre.leggauss(20)
+    v = ct.chebyshev_vandermonde(x, n)
+    np.testing.assert_allclose(ct.l2_gram(n), v.T @ (w[:, None] * v), atol=1e-14)
+
+
+def test_l2_norm_truncation_error_estimate_and_grid_error():
+    approx = ct.chebyshev_tucker(runge, degree=40, ranks=6, norm="l2")
+    assert approx.norm == "l2"
+    full = ct.coefficients_from_values(runge(*np.meshgrid(*[ct.chebyshev_points(40)] * 3, indexing="ij")))
+    lt = np.linalg.cholesky(ct.l2_gram(40)).T
+
+    def l2(c):
+        return np.linalg.norm(np.einsum("ai,bj,ck,ijk->abc", lt, lt, lt, c, optimize=True))
+
+    rel = l2(approx.coefficients() - full) / l2(full)
+    assert approx.error_estimate / math.sqrt(3) <= rel <= approx.error_estimate * (1 + 1e-9)
+    # at equal ranks the L2 truncation has the smaller L2 error (it is the HOSVD in that norm)
+    coef = ct.chebyshev_tucker(runge, degree=40, ranks=6)
+    assert rel < l2(coef.coefficients() - full) / l2(full)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# backends
+
+
+def test_torch_dct_matches_scipy():
+    for shape in [(2, 3), (9, 5), (17, 4, 6)]:
+        v = RNG.standard_normal(shape)
+        expected = ct.coefficients_from_values(v)
+        got = ct.coefficients_from_values(torch.tensor(v))
+        assert isinstance(got, torch.Tensor) and got.dtype == torch.float64
+        np.testing.assert_allclose(got.numpy(), expected, atol=1e-13)
+    v = RNG.standard_normal((8, 3))
+    np.testing.assert_allclose(
+        ct.coefficients_from_values(torch.tensor(v), axes=(0,)).numpy(),
+        ct.coefficients_from_values(v, axes=(0,)),
+        atol=1e-13,
+    )
+
+
+@pytest.mark.parametrize("global_backend", ["numpy", "pytorch"])
+@pytest.mark.parametrize("options", [{}, {"norm": "l2"}, {"refine": True, "n_iter": 3}, {"svd": "exact"}])
+def test_torch_backend_matches_numpy_in_float64(global_backend, options):
+    pts = _points(BOX, 50)
+    with tl.backend_context(global_backend):
+        a = ct.chebyshev_tucker(runge, box=BOX, degree=24, tol=1e-8, **options)
+        b = ct.chebyshev_tucker(runge, box=BOX, degree=24, tol=1e-8, backend="pytorch", **options)
+        assert tl.get_backend() == global_backend  # scoped, never set globally
+    assert isinstance(a.core, np.ndarray) and a.backend == "numpy"
+    assert isinstance(b.core, torch.Tensor) and b.backend == "pytorch" and b.dtype == torch.float64
+    assert a.ranks == b.ranks
+    scale = np.abs(a.coefficients()).max()
+    np.testing.assert_allclose(b.coefficients().numpy(), a.coefficients(), rtol=0, atol=1e-12 * scale)
+    values = b(torch.tensor(pts))
+    assert isinstance(values, torch.Tensor)
+    np.testing.assert_allclose(values.numpy(), a(pts), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(b(pts).numpy(), a(pts), rtol=0, atol=1e-12)  # numpy points are converted
+    axes = [np.linspace(lo, hi, 5) for lo, hi in BOX]
+    grid = b.on_grid(*[torch.tensor(x) for x in axes]).full()
+    assert isinstance(grid, torch.Tensor)
+    np.testing.assert_allclose(grid.numpy(), a.on_grid(*axes).full(), atol=1e-12)
+    np.testing.assert_allclose(b.derivative(1, 2)(pts).numpy(), a.derivative(1, 2)(pts), atol=1e-9)
+    assert b.integral() == pytest.approx(a.integral(), rel=1e-12)
+    assert b.error_estimate == pytest.approx(a.error_estimate, rel=1e-6, abs=1e-15)
+
+
+def test_torch_function_receives_tensors_and_autograd_flows():
+    seen = []
+
+    def f(x, y, z):
+        seen.append(type(x))
+        return torch.exp(-(x**2) - 2 * y**2) * torch.cos(z)
+
+    approx = ct.chebyshev_tucker(f, degree=20, tol=1e-10, backend="pytorch")
+    assert seen == [torch.Tensor]
+    pts = torch.tensor(_points([(-1, 1)] * 3, 20), requires_grad=True)
+    out = approx(pts)
+    out.sum().backward()
+    x, y, z = pts.detach().T
+    exact = -2 * x * torch.exp(-(x**2) - 2 * y**2) * torch.cos(z)
+    np.testing.assert_allclose(pts.grad[:, 0].numpy(), exact.numpy(), atol=1e-8)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "pytorch"])
+def test_float32(backend):
+    pts = _points([(-1, 1)] * 3, 100)
+    approx = ct.chebyshev_tucker(runge, degree=40, tol=1e-5, backend=backend, dtype="float32")
+    reference = ct.chebyshev_tucker(runge, degree=40, tol=1e-5)
+    assert approx.backend == backend and str(approx.dtype).endswith("float32")
+    assert approx.ranks == reference.ranks
+    values = approx(pts)
+    assert str(values.dtype).endswith("float32")
+    # the float32 build agrees with the float64 one to single-precision accuracy
+    assert np.abs(np.asarray(values, dtype=np.float64) - reference(pts)).max() < 1e-5
+
+
+def test_backend_inference_and_conversion():
+    c = ct.coefficients_from_values(runge(*np.meshgrid(*[ct.chebyshev_points(20)] * 3, indexing="ij")))
+    from_torch = ct.from_coefficients(torch.tensor(c), [(-1, 1)] * 3, tol=1e-8)
+    assert from_torch.backend == "pytorch" and from_torch.device == torch.device("cpu")
+    as_numpy = from_torch.to("numpy")
+    assert as_numpy.backend == "numpy" and as_numpy.dtype == np.float64
+    single = as_numpy.to(dtype="float32")
+    assert single.backend == "numpy" and single.dtype == np.float32
+    back = as_numpy.to("pytorch", dtype=torch.float32)
+    assert back.backend == "pytorch" and back.dtype == torch.float32
+    pts = _points([(-1, 1)] * 3, 10)
+    np.testing.assert_allclose(from_torch(pts).numpy(), as_numpy(pts), atol=1e-14)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_device_matches_cpu():
+    pts = _points([(-1, 1)] * 3, 50)
+    cpu = ct.chebyshev_tucker(runge, degree=30, tol=1e-8)
+    gpu = ct.chebyshev_tucker(runge, degree=30, tol=1e-8, backend="pytorch", device="cuda")
+    assert gpu.core.is_cuda and gpu.ranks == cpu.ranks
+    np.testing.assert_allclose(gpu(pts).cpu().numpy(), cpu(pts), atol=1e-12)
+    q, pos = RNG.choice([-1.0, 1.0], 5), RNG.uniform(-0.5, 0.5, (5, 3))
+    pg = nk.newton_potential(torch.tensor(q, device="cuda"), torch.tensor(pos, device="cuda"), degree=32)
+    pc = nk.newton_potential(q, pos, degree=32)
+    assert pg.core.is_cuda
+    np.testing.assert_allclose(pg(pts).cpu().numpy(), pc(pts), atol=1e-10 * np.abs(pc(pts)).max())
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Newton kernel: sinc quadrature, range separation, multi-particle potential
+
+
+def test_sinc_quadrature_of_newton_kernel():
+    kernel = nk.newton_sinc_quadrature(r_min=1e-3, r_max=4.0, tol=1e-8)
+    assert kernel.max_rel_error <= 1e-8
+    r = np.exp(RNG.uniform(math.log(1e-3), math.log(4.0), 500))
+    assert np.abs(kernel(r) * r - 1).max() <= 1.5e-8
+    assert np.all(np.diff(kernel.exponents) > 0) and kernel.exponents[0] == 0.0
+    # step close to the classical h = C0 log(M) / M with C0 ~ 2; R grows only like log(1/r_min)
+    m = kernel.rank - 1
+    assert 1.0 < kernel.step * m / math.log(m) < 4.0
+    finer = nk.newton_sinc_quadrature(r_min=1e-5, r_max=4.0, tol=1e-8)
+    assert 0 < finer.rank - kernel.rank < 1.5 * math.log(100) / kernel.step
+    # the automatic R is the smallest that reaches the tolerance at its optimal step
+    assert nk.newton_sinc_quadrature(r_min=1e-3, r_max=4.0, n_terms=kernel.rank - 1).max_rel_error > 1e-8
+    fixed = nk.newton_sinc_quadrature(r_min=1e-3, r_max=4.0, n_terms=20, step=0.4)
+    assert fixed.rank == 20 and fixed.step == 0.4 and fixed.max_rel_error > 1e-8
+
+
+def test_range_separation():
+    kernel = nk.newton_sinc_quadrature()
+    long_part, short_part = kernel.split()
+    assert long_part.rank == math.ceil(kernel.rank / 2) - 3 == kernel.default_long_rank()
+    assert long_part.rank + short_part.rank == kernel.rank
+    r = np.geomspace(0.01, 3, 50)
+    np.testing.assert_allclose(long_part(r) + short_part(r), kernel(r), rtol=1e-14)
+    # the short-range part is localised, the long-range part is bounded at 0 and equals 1/r far away
+    rc = short_part.support_radius(1e-8, r_max=kernel.r_max)
+    assert 0 < rc < 1.0
+    far = np.linspace(rc, kernel.r_max, 20)
+    np.testing.assert_allclose(long_part(far) * far, 1.0, atol=2e-8)
+    assert long_part(np.array([0.0]))[0] == pytest.approx(long_part.weights.sum())
+    with pytest.raises(ConfigError, match="n_long"):
+        kernel.split(kernel.rank + 1)
+
+
+def _long_range_exact(kernel, n_long, q, pos, pts):
+    r = np.linalg.norm(pts[:, None, :] - pos[None], axis=-1)
+    return (q * kernel.split(n_long)[0](r)).sum(axis=1)
+
+
+def test_newton_potential_long_range_part():
+    n_particles = 20
+    pos = RNG.uniform(-0.6, 0.6, (n_particles, 3))
+    q = RNG.choice([-1.0, 1.0], n_particles)
+    kernel = nk.newton_sinc_quadrature(r_min=2 / 64)
+    approx = nk.newton_potential(q, pos, degree=40, tol=1e-8, kernel=kernel)
+    pts = _points([(-1, 1)] * 3, 300)
+    exact = _long_range_exact(kernel, None, q, pos, pts)
+    assert np.abs(approx(pts) - exact).max() / np.abs(exact).max() < 1e-6
+    assert max(approx.ranks) < 30
+    # the torch backend is inferred from tensor inputs and gives the same potential
+    approx_t = nk.newton_potential(torch.tensor(q), torch.tensor(pos), degree=40, tol=1e-8, kernel=kernel)
+    assert approx_t.backend == "pytorch" and approx_t.ranks == approx.ranks
+    np.testing.assert_allclose(approx_t(pts).numpy(), approx(pts), atol=1e-11 * np.abs(exact).max())
+    # the CP path equals the full path on the same function
+    full = ct.chebyshev_tucker(
+        lambda x, y, z: _long_range_exact(
+            kernel, None, q, pos, np.stack(np.broadcast_arrays(x, y, z), -1).reshape(-1, 3)
+        ).reshape(np.broadcast_shapes(x.shape, y.shape, z.shape)),
+        degree=40,
+        tol=1e-8,
+    )
+    np.testing.assert_allclose(full(pts), approx(pts), atol=1e-7 * np.abs(exact).max())
+
+
+def test_newton_potential_ranks_grow_slowly_with_particles():
+    kernel = nk.newton_sinc_quadrature(r_min=2 / 64)
+    ranks = []
+    for n in (1, 10, 100):
+        rng = np.random.default_rng(n)
+        approx = nk.newton_potential(
+            rng.choice([-1.0, 1.0], n), rng.uniform(-0.7, 0.7, (n, 3)), degree=32, tol=1e-6, kernel=kernel
+        )
+        ranks.append(max(approx.ranks))
+    assert ranks[0] < ranks[1] <= ranks[2] < 2 * ranks[1]
+
+
+def test_newton_bad_inputs():
+    with pytest.raises(ConfigError, match="r_min"):
+        nk.newton_sinc_quadrature(r_min=2.0, r_max=1.0)
+    with pytest.raises(ConfigError, match="n_terms"):
+        nk.newton_sinc_quadrature(n_terms=1)
+    with pytest.raises(ConfigError, match="step"):
+        nk.newton_sinc_quadrature(step=-0.1)
+    with pytest.raises(ConfigError, match="GaussianSum"):
+        nk.newton_potential(np.ones(2), np.zeros((2, 3)), kernel=[1.0])
+    with pytest.raises(SolverError, match="finite"):
+        nk.newton_potential(np.array([1.0, np.nan]), np.zeros((2, 3)))
+    assert ct.newton_potential is nk.newton_potential  # still reachable from the old module
