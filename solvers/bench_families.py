@@ -4,7 +4,9 @@ For each config (default: every ``configs/*_ns.yaml`` plus the quickstart FNO) t
 with the given number of epochs, then reads its report and times inference, and prints and writes
 (``solvers/results/families.json``): relative L2, H1 and H^-1 test errors at the training resolution and
 zero-shot at the others of the report, parameters (real numbers), train ms per sample, inference ms per
-sample. ``--quick`` trains 2 epochs (a smoke test of the whole pipeline, not a comparison).
+sample. ``--quick`` trains 2 epochs of ``configs/deeponet_ns.yaml`` unless ``--configs`` says otherwise (a
+smoke test of the whole pipeline, not a comparison). ``markdown(record)`` renders the record for
+BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
+from sciml.bench.render import num, para, provenance, table
 from sciml.benchmarking import environment, write_record
 from sciml.train import build_operator, run
 from sciml.training.checkpoint import load_checkpoint
@@ -32,6 +35,7 @@ DEFAULT_CONFIGS = [
     "configs/quickstart.yaml",
     *sorted(str(p.relative_to(ROOT)) for p in ROOT.glob("configs/*_ns.yaml")),
 ]
+QUICK_CONFIGS = ["configs/deeponet_ns.yaml"]
 
 
 @torch.no_grad()
@@ -53,10 +57,34 @@ def inference_ms_per_sample(run_dir: Path, config_path: str, overrides: list[str
     return 1e3 * statistics.median(times) / batch.shape[0]
 
 
+def markdown(record: dict) -> str:
+    """The record as a BENCHMARKS.md table: parameters, costs and test errors of every config."""
+    resolutions = sorted({res for row in record["rows"] for res in row["test"]}, key=int)
+    header = ["config", "family", "real params", "train ms/sample", "inference ms/sample"]
+    header += [f"rel L2 / H1 / H^-1 @{res}²" for res in resolutions] + ["rollout rel L2 (first, last)"]
+    rows = []
+    for row in record["rows"]:
+        cells = [
+            f"`{row['config']}`",
+            str(row["model"]),
+            f"{row['params'] / 1e3:.0f}k",
+            num(row["train_ms_per_sample"]),
+            num(row["inference_ms_per_sample"], 3),
+        ]
+        for res in resolutions:
+            m = row["test"].get(res)
+            cells.append(f"{m['l2']:.3f} / {m['h1']:.3f} / {m['h-1']:.3f}" if m else "-")
+        rollout = row.get("rollout_l2")
+        cells.append(f"{rollout[0]:.3f}, {rollout[-1]:.3f}" if rollout else "-")
+        rows.append(cells)
+    text = f"Every config trained {record['epochs']} epochs by the same Trainer on its own data."
+    return "\n".join([provenance(record), "", para(text), "", table(header, rows)])
+
+
 def main(argv: list[str] | None = None) -> dict:
     """Train every config, print the table, write the JSON; returns the result."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--configs", nargs="*", default=DEFAULT_CONFIGS)
+    parser.add_argument("--configs", nargs="*", default=None, help="default: every family's config")
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument(
         "--quick", action="store_true", help="2 epochs: checks the pipeline, compares nothing"
@@ -65,6 +93,8 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     epochs = 2 if args.quick else args.epochs
+    if args.configs is None:
+        args.configs = QUICK_CONFIGS if args.quick else DEFAULT_CONFIGS
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for config_path in args.configs:

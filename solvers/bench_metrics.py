@@ -16,7 +16,8 @@ Reported: the median and best time of each, and as ratios the median over rounds
 timed back to back in the same round (robust to a shared, noisy machine): ``sobolev_norm / rfft2``
 (target <= 2), ``sobolev_error / rfft2`` and ``sobolev_error / (2 rfft2)``.
 Run ``python solvers/bench_metrics.py`` (512^2, B=4, C=1) or with ``--quick`` (128^2, a few seconds).
-Writes JSON (``--out``) with the machine, torch version and date.
+Writes JSON (``--out``) with the machine, torch version and date; ``markdown(record)`` renders it for
+BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from collections.abc import Callable
 
 import torch
 
+from sciml.bench.render import num, para, provenance, table
 from sciml.benchmarking import environment, write_record
 from sciml.metrics import sobolev_error, sobolev_norm
 from sciml.metrics._fourier import sobolev_weights
@@ -125,6 +127,47 @@ def run(n: int, batch: int, channels: int, device: torch.device, repeats: int, r
         },
         "float32_max_rel_diff_vs_float64": float(((got - ref).abs() / ref.abs()).max()),
     }
+
+
+def markdown(record: dict) -> str:
+    """The record as a BENCHMARKS.md table: each evaluator's cost in units of one rfft2 of the batch."""
+    r, ms = record["ratios"], record["median_ms"]
+    rows = [
+        ["`sobolev_norm(u, s=1)`", num(ms["sobolev_norm"], 3), num(r["sobolev_norm_to_rfft2"], bold=True)],
+        [
+            "`sobolev_error(pred, target, s=1)`",
+            num(ms["sobolev_error"], 3),
+            f"{num(r['sobolev_error_to_rfft2'], bold=True)} "
+            f"({r['sobolev_error_to_two_rfft2']:.2f}x its floor of two rfft2)",
+        ],
+        [
+            "`sobolev_error` with autograd (as a loss)",
+            num(ms["sobolev_error_grad"], 3),
+            num(r["sobolev_error_grad_to_rfft2"]),
+        ],
+    ]
+    alternatives = {
+        "alt_abs_square_sum": "alternative: `(rfft2(u).abs().square() * w).sum()`",
+        "alt_einsum": "alternative: einsum over the real view",
+        "alt_square_mv": "alternative: in-place square, then `mv` with w",
+    }
+    for key, label in alternatives.items():
+        if f"{key}_to_rfft2" in r:
+            rows.append([label, num(ms[key], 3), num(r[f"{key}_to_rfft2"])])
+    b, c, n = record["shape"][0], record["shape"][1], record["shape"][-1]
+    setup = (
+        f"A [{b}, {c}, {n}, {n}] {record['dtype']} batch, s = {record['s']:g}, medians of {record['rounds']} "
+        f"interleaved rounds; one rfft2 of the batch takes {ms['rfft2']:.3f} ms."
+    )
+    return "\n".join(
+        [
+            provenance(record),
+            "",
+            para(setup),
+            "",
+            table(["evaluator", "median ms", "/ one rfft2 of the batch"], rows),
+        ]
+    )
 
 
 def main(argv: list[str] | None = None) -> dict:

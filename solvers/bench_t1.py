@@ -6,7 +6,8 @@ the T1 paper's Navier-Stokes setting (T1: width 48, 8 layers; FNO: width 32, 6 l
 the median of the per-round ratios FNO / T1. Also times T1's truncated forward DCT both ways (cached
 ``m x N`` matmuls vs the FFT-based full DCT-II followed by slicing) to justify the matmul choice.
 Run ``python solvers/bench_t1.py`` (``--quick``: 32^2 only, small models, for the test suite). Writes JSON
-to ``solvers/results/t1.json`` (temp file + rename) with the machine, torch version and date.
+to ``solvers/results/t1.json`` (temp file + rename) with the machine, torch version and date;
+``markdown(record)`` renders it for BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Callable
 
 import torch
 
+from sciml.bench.render import num, para, provenance, table
 from sciml.benchmarking import environment, write_record
 from sciml.metrics import relative_l2
 from sciml.models.registry import ModelContext, build_model
@@ -101,6 +103,32 @@ def bench_resolution(res: int, cfg: dict, device: torch.device, rounds: int) -> 
         row["dct_fft_ms"],
     )
     return row
+
+
+def markdown(record: dict) -> str:
+    """The record as a BENCHMARKS.md table: T1 and FNO train-step times per grid and their ratio."""
+    cfg = record["config"]
+    t1, fno = cfg["t1"], cfg["fno"]
+    rows = [
+        [
+            f"{r['resolution']}²",
+            f"{r['t1_step_ms']:.0f}",
+            f"{r['fno_step_ms']:.0f}",
+            num(r["speedup_fno_over_t1"], bold=r["resolution"] == 128),
+            f"{r['dct_matmul_ms']:.1f} / {r['dct_fft_ms']:.1f}",
+        ]
+        for r in record["rows"]
+    ]
+    text = (
+        f"One training step (forward, relative-L2 loss, backward, AdamW) with batch {cfg['batch']} on "
+        f"{record['device']}, {record['rounds']} interleaved rounds, median of the per-round ratios. "
+        f"T1: modes {t1['modes']}, width {t1['width']}, {t1['n_layers']} layers; "
+        f"FNO: modes {fno['modes']}, width {fno['width']}, {fno['n_layers']} layers. "
+        "Last column: T1's truncated forward DCT of the lifted "
+        "field as cached matmuls vs the FFT-based full DCT-II then slicing."
+    )
+    header = ["grid", "T1 step ms", "FNO step ms", "FNO / T1", "truncated DCT ms: matmul / fft"]
+    return "\n".join([provenance(record), "", para(text), "", table(header, rows)])
 
 
 def main(argv: list[str] | None = None) -> dict:

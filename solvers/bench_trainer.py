@@ -4,7 +4,7 @@ All three train the same FNO (same initial weights) on the same in-memory sample
 (relative L2), optimizer (AdamW) and batch size, one epoch each, interleaved and repeated; the medians
 are compared as ratios measured in one run, paired round by round (median of the per-round ratios).
 Run ``python solvers/bench_trainer.py`` (``--quick`` for the test suite). Writes JSON with the machine,
-torch version and date.
+torch version and date; ``markdown(record)`` renders it for BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import torch
 from neuralop.training import Trainer as NeuralopTrainer
 from torch.utils.data import DataLoader
 
+from sciml.bench.render import num, para, provenance, table
 from sciml.benchmarking import environment, write_record
 from sciml.datasets.in_memory import ArrayPairDataset
 from sciml.metrics import SobolevLoss
@@ -33,6 +34,35 @@ logger = logging.getLogger("bench_trainer")
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def markdown(record: dict) -> str:
+    """The record as a BENCHMARKS.md table: epoch time of each loop and the sciml Trainer's ratio to it."""
+    setup, sec = record["setup"], record["epoch_seconds"]
+    rounds = len(record["epoch_seconds_all"]["sciml"])
+    rows = [
+        [
+            "minimal hand-written loop",
+            num(sec["hand_loop"]),
+            f"{num(record['ratio_sciml_to_hand_loop'], bold=True)} "
+            f"({record['ratio_of_best_times_to_hand_loop']:.2f} on best times)",
+        ],
+        [
+            "neuraloperator `Trainer`",
+            num(sec["neuralop"]),
+            f"{num(record['ratio_sciml_to_neuralop'], bold=True)} "
+            f"({record['ratio_of_best_times_to_neuralop']:.2f} on best times)",
+        ],
+        ["sciml `Trainer`", num(sec["sciml"]), "-"],
+    ]
+    text = (
+        f"One epoch of neuraloperator's FNO ({setup['model']}), {setup['samples']} samples at "
+        f"{setup['resolution']}², batch {setup['batch']}, relative-L2 loss and AdamW, from identical initial "
+        f"weights; {rounds} interleaved rounds, ratios paired round by round (median)."
+    )
+    return "\n".join(
+        [provenance(record), "", para(text), "", table(["loop", "epoch s (median)", "sciml / it"], rows)]
+    )
 
 
 def main(argv: list[str] | None = None) -> dict:
