@@ -22,12 +22,14 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
+from sciml.bench.render import num, para, provenance, sci, table
 from sciml.benchmarking import environment, write_record
 from sciml.datasets.recipes import Recipe
 from sciml.models.spectral_refiner import ALPHA, refine, trajectory_residual
@@ -248,11 +250,10 @@ def main(argv: list[str] | None = None) -> dict:
         "schedule": args.schedule,
     }
     main_block = refine_windows(model, x, y, residual_truth, solver, frame_dt, settings, args)
-    command = "python solvers/bench_spectral_refiner.py" + (" --quick" if args.quick else "")
-    if args.run_dir:
-        command += f" --run-dir {args.run_dir}"
-    if args.paper_baseline:
-        command += " --paper-baseline"
+    given = list(sys.argv[1:] if argv is None else argv)
+    if "--out" in given:  # where the record goes does not change what it measures
+        del given[given.index("--out") : given.index("--out") + 2]
+    command = " ".join(["python solvers/bench_spectral_refiner.py", *given])
     result = {
         "benchmark": "spectral_refiner",
         "command": command,
@@ -287,6 +288,48 @@ def main(argv: list[str] | None = None) -> dict:
     plot(out / "spectral_refiner.png", result["rows"], result["residual_history_mean"])
     logger.info("wrote %s and %s", out / "spectral_refiner.json", out / "spectral_refiner.png")
     return result
+
+
+def markdown(record: dict) -> str:
+    """The record as a BENCHMARKS.md table: test error and NS residual before/after refinement."""
+
+    def line(label: str, part: dict) -> list[str]:
+        m, s = part["mean"], part["settings"]
+        return [
+            label,
+            f"{s['iterations']}, lr {s['lr_weight']:g}/{s['lr_bias']:g}, {s['schedule']}",
+            f"{sci(m['rel_l2_before'], 2)} -> {sci(m['rel_l2_after'], 2)}",
+            num(part["ratios"]["rel_l2_after_over_before"]),
+            f"{sci(m['residual_before'], 2)} -> {sci(m['residual_after'], 2)}",
+            num(part["ratios"]["residual_after_over_before"], 3),
+            f"{part['windows_improved']}/{record['n_windows']}",
+            num(part.get("refine_seconds"), 0),
+        ]
+
+    rows = [line("ours", record)]
+    if record.get("paper_settings"):
+        rows.append(line("paper settings", record["paper_settings"]))
+    model, sv = record["model"], record["settings"]["solver"]
+    text = (
+        f"{record['n_windows']} test windows of a {record['train_epochs']}-epoch `{model['name']}` run "
+        f"(modes {model['modes']}, width {model['width']}); residual: H^-1 norm of the Navier-Stokes defect "
+        f"(solver {sv['resolution']}², dt {sv['dt']:g}, {sv['stepper']}); the true frames' residual is "
+        f"{sci(record['mean']['residual_truth'], 1)}."
+    )
+    header = [
+        "settings",
+        "iterations, lr w/b, schedule",
+        "rel L2 before -> after",
+        "after/before",
+        "residual before -> after",
+        "after/before",
+        "windows improved",
+        "seconds",
+    ]
+    parts = [provenance(record), "", para(text), "", table(header, rows)]
+    if record.get("plot"):
+        parts += ["", f"Plot: `{record['plot']}`."]
+    return "\n".join(parts)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ import numpy as np
 import tensorly as tl
 from tensorly.decomposition import tucker
 
+from sciml.bench.render import met, num, provenance, sci, table
 from sciml.benchmarking import environment, write_record
 from sciml.solvers import chebyshev_tucker as ct
 from sciml.solvers import newton_kernel as nk
@@ -384,6 +385,77 @@ def _plot(path: Path, degree: int, particles: list[dict]) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def markdown(record: dict) -> str:
+    """The record as BENCHMARKS.md tables: tolerance sweep, ranks vs particles, and HOOI comparison."""
+    by_function: dict[str, list[dict]] = {}
+    for r in record["sweep"]:
+        by_function.setdefault(r["function"], []).append(r)
+    tols = sorted({r["tol"] for r in record["sweep"]}, reverse=True)
+    sweep = []
+    for function, rows in by_function.items():
+        rows = sorted(rows, key=lambda r: -r["tol"])
+        sweep.append(
+            [
+                function,
+                "/".join(str(d) for d in sorted(set(rows[0]["degrees"]))),
+                " / ".join("-".join(str(k) for k in sorted(set(r["ranks"]))) for r in rows),
+                " / ".join(sci(r["rel_max_error_slice"]) for r in rows),
+                " / ".join(num(r["build_s"], 3) for r in rows),
+                " / ".join(f"{r['compression_ratio']:.0f}" for r in rows),
+            ]
+        )
+    particles = [
+        [
+            str(p["N"]),
+            "-".join(str(k) for k in sorted(set(p["ranks"]))),
+            sci(p["rel_max_error_slice"]),
+            num(p["build_s"], 3),
+        ]
+        for p in record["particles"]
+    ]
+    hooi = [
+        [
+            v["function"],
+            str(v["n"]),
+            v.get("ours_norm", "-"),
+            num(v["hooi_s"], 3),
+            sci(v["hooi_rel_max_error"], 2),
+            f"{v['ours_build_s']:.3f} + {v['ours_full_grid_s']:.3f}",
+            "-".join(str(k) for k in sorted(set(v["ours_ranks"]))),
+            sci(v["ours_rel_max_error"], 2),
+        ]
+        for v in record["versus_hooi"]
+    ]
+    return "\n".join(
+        [
+            provenance(record),
+            "",
+            f"Tolerance sweep (tol = {' / '.join(f'{t:g}' for t in tols)}); error: relative max error on the "
+            "middle z-slice.",
+            "",
+            table(["function", "degree", "ranks", "rel. max err", "build s", "compression"], sweep),
+            "",
+            table(["N particles", "ranks", "rel. max err", "build s"], particles),
+            "",
+            table(
+                [
+                    "function",
+                    "n",
+                    "ours: truncation",
+                    "HOOI s",
+                    "HOOI err",
+                    "ours s (build + grid)",
+                    "ours ranks",
+                    "ours err",
+                ],
+                hooi,
+            ),
+            "",
+            f"Target: {record['target']}: {met(record['target_met'])}.",
+        ]
+    )
 
 
 if __name__ == "__main__":

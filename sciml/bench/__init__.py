@@ -93,6 +93,13 @@ BENCHMARKS: tuple[Benchmark, ...] = (
     Benchmark("bench_scaling", "Data-parallel scaling (torchrun)", "scaling.json"),
     Benchmark("bench_surrogate", "Surrogates vs the solver", "surrogate.json"),
     Benchmark("bench_families", "Model families, same data and budget", "families.json"),
+    Benchmark(
+        "bench_zoo_families",
+        "Every family on the 64^2 FNO-setting data (the zoo)",
+        "zoo_families.json",
+        quick_json="zoo_families_quick.json",
+        out_is_dir=True,
+    ),
     Benchmark("gp_hm", "GP-HM solver", "gp_hm.json", quick_json="gp_hm_quick.json", out_is_dir=True),
     Benchmark("chebyshev_tucker", "Chebyshev-Tucker vs full-grid Tucker", "chebyshev_tucker.json"),
     Benchmark(
