@@ -17,7 +17,6 @@ import torch
 from torch.utils.data import Dataset
 
 import sciml.datasets as sd
-from sciml.config import to_dict
 from sciml.datasets.generate import default_output_path, generate
 from sciml.datasets.recipes import Recipe
 from sciml.training.config import DataConfig
@@ -126,11 +125,6 @@ def compare_with_card(measured: dict[str, Any], card: dict[str, Any], rtol: floa
             if abs(got - want) > rtol * abs(want):
                 misses.append(f"{name} mean: measured {got:.6g}, card {want:.6g}")
     return misses
-
-
-def recipe_mapping(recipe: Recipe) -> dict[str, Any]:
-    """A recipe as the plain mapping stored in a pretrained model's config."""
-    return to_dict(recipe)
 
 
 def as_tensor_stats(values: torch.Tensor) -> list[float]:
