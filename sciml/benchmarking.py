@@ -34,3 +34,34 @@ def write_record(path: str | Path, record: dict[str, Any]) -> Path:
     tmp.write_text(json.dumps(record, indent=2))
     tmp.replace(path)
     return path
+
+
+def bar_chart(
+    path: str | Path,
+    labels: list[str],
+    values: list[float],
+    title: str,
+    ylabel: str,
+    reference: float | None = None,
+) -> Path:
+    """A bar chart of one measured quantity per label, with an optional horizontal reference line (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.9 * len(labels) + 2), 3.5))
+    ax.bar(range(len(values)), values, color="tab:blue")
+    ax.set_xticks(range(len(values)), labels, rotation=20, ha="right", fontsize=8)
+    if reference is not None:
+        ax.axhline(reference, color="tab:red", linestyle="--", linewidth=1, label=f"reference {reference:g}")
+        ax.legend(fontsize=8)
+    ax.set(title=title, ylabel=ylabel)
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    tmp.replace(path)
+    return path

@@ -29,11 +29,12 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 
 from sciml.bench.render import num, para, provenance, table
-from sciml.benchmarking import environment, write_record
+from sciml.benchmarking import bar_chart, environment, write_record
 from sciml.metrics import sobolev_error, sobolev_norm
 from sciml.metrics._fourier import sobolev_weights
 
@@ -170,6 +171,16 @@ def markdown(record: dict) -> str:
     )
 
 
+def plot(record: dict, path: str | Path) -> Path:
+    """Each evaluator's median time as a multiple of one rfft2 of the batch (PNG)."""
+    ratios = record["ratios"]
+    labels = [k.removesuffix("_to_rfft2") for k in ratios if k.endswith("_to_rfft2")]
+    values = [ratios[f"{k}_to_rfft2"] for k in labels]
+    return bar_chart(
+        path, labels, values, "Sobolev evaluators vs one rfft2", "time / one rfft2", reference=2.0
+    )
+
+
 def main(argv: list[str] | None = None) -> dict:
     """Run the benchmark, log a table, write the JSON; returns the result dict."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -210,6 +221,7 @@ def main(argv: list[str] | None = None) -> dict:
         **row,
     }
     out = write_record(args.out, result)
+    plot(result, Path(args.out).with_suffix(".png"))
     logger.info(f"wrote {out}")
     return result
 

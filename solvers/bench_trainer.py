@@ -15,13 +15,14 @@ import logging
 import statistics
 import time
 import warnings
+from pathlib import Path
 
 import torch
 from neuralop.training import Trainer as NeuralopTrainer
 from torch.utils.data import DataLoader
 
 from sciml.bench.render import num, para, provenance, table
-from sciml.benchmarking import environment, write_record
+from sciml.benchmarking import bar_chart, environment, write_record
 from sciml.datasets.in_memory import ArrayPairDataset
 from sciml.metrics import SobolevLoss
 from sciml.models.registry import ModelContext, build_model
@@ -62,6 +63,14 @@ def markdown(record: dict) -> str:
     )
     return "\n".join(
         [provenance(record), "", para(text), "", table(["loop", "epoch s (median)", "sciml / it"], rows)]
+    )
+
+
+def plot(record: dict, path: str | Path) -> Path:
+    """Median epoch time of each training loop (PNG)."""
+    times = record["epoch_seconds"]
+    return bar_chart(
+        path, list(times), list(times.values()), "Same model, data and epochs", "epoch seconds (median)"
     )
 
 
@@ -167,6 +176,7 @@ def main(argv: list[str] | None = None) -> dict:
         result["ratio_sciml_to_neuralop"],
     )
     write_record(args.out, result)
+    plot(result, Path(args.out).with_suffix(".png"))
     return result
 
 
