@@ -16,7 +16,9 @@ learns the whole operator on that block:
 
 Because T is unitary, a loss on the coefficients equals the loss on the field: ``spectral_loss`` of
 ``forward_spectral(x)`` against ``transform_target(y)`` is the relative L2 error of ``forward(x)`` against
-``y`` (checked in the tests), so training can skip even the final inverse.
+``y`` (checked in the tests), so training can skip even the final inverse: ``train.loss: spectral`` in a
+run config makes the Trainer compare ``forward(x, spectral=True)`` with ``transform_target(y)`` (the targets
+are transformed on the fly, outside the autograd graph).
 
 Two implementation choices that change nothing mathematically:
 
@@ -319,6 +321,8 @@ class T1(nn.Module):
     compared with :meth:`transform_target` of the target by :func:`spectral_loss`.
     """
 
+    predicts_in_transform = True  # forward(x, spectral=True): the Trainer's ``loss: spectral``
+
     def __init__(
         self,
         in_channels: int,
@@ -377,23 +381,35 @@ class T1(nn.Module):
         h = torch.einsum("bdxy,dh->bhxy", z, w1)
         return torch.einsum("bhxy,ho->boxy", torch.sin(h), w2)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """The predicted field ``[B, C_out, N1, N2]``: one transform in, one inverse out."""
+    def forward(self, x: torch.Tensor, spectral: bool = False) -> torch.Tensor:
+        """The predicted field ``[B, C_out, N1, N2]``: one transform in, one inverse out.
+
+        ``spectral=True``: the full orthonormal spectrum of that field instead, with no inverse transform
+        at all (zero above the block; ``[B, C_out, N1, N2]`` for the DCT, ``[B, C_out, N1, N2 // 2 + 1]``
+        complex for the rfft). Going through ``forward`` keeps DDP's gradient hooks in place when the
+        Trainer trains in the transformed domain (``train.loss: spectral``).
+        """
         shape = (x.shape[-2], x.shape[-1])
-        return self.transform(self._block(x), inverse=True, shape=shape)
+        block = self._block(x)
+        if spectral:
+            return self.transform.pad(block / self.transform.scale(shape), shape)
+        return self.transform(block, inverse=True, shape=shape)
 
     def forward_spectral(self, x: torch.Tensor) -> torch.Tensor:
         """The full orthonormal spectrum of :meth:`forward` (no inverse transform at all)."""
-        shape = (x.shape[-2], x.shape[-1])
-        return self.transform.pad(self._block(x) / self.transform.scale(shape), shape)
+        return self.forward(x, spectral=True)
 
     def transform_target(self, y: torch.Tensor) -> torch.Tensor:
         """The full orthonormal spectrum of a target field (precompute it once to train spectrally)."""
         return self.transform.full(y)
 
+    def transformed_loss(self, pred: torch.Tensor, target: torch.Tensor, n_last: int) -> torch.Tensor:
+        """Relative L2 between two spectra of fields whose last grid axis has ``n_last`` points."""
+        return spectral_loss(pred, target, self.transform.kind, n_last)
+
     def spectral_loss(self, x: torch.Tensor, target_coeffs: torch.Tensor) -> torch.Tensor:
         """Relative L2 loss in the transformed domain, equal to the physical one (:func:`spectral_loss`)."""
-        return spectral_loss(self.forward_spectral(x), target_coeffs, self.transform.kind, x.shape[-1])
+        return self.transformed_loss(self.forward(x, spectral=True), target_coeffs, x.shape[-1])
 
 
 def spectral_loss(

@@ -118,8 +118,8 @@ class TrainConfig:
     deterministic: bool = True
 
     def __post_init__(self) -> None:
-        if self.loss not in ("l2", "h1", "h-1", "mse"):
-            raise ConfigError(f"train.loss: {self.loss!r} is not one of l2, h1, h-1, mse")
+        if self.loss not in ("l2", "h1", "h-1", "mse", "spectral"):
+            raise ConfigError(f"train.loss: {self.loss!r} is not one of l2, h1, h-1, mse, spectral")
         if self.amp not in ("auto", "bf16", "fp16", "none"):
             raise ConfigError(f"train.amp: {self.amp!r} is not one of auto, bf16, fp16, none")
         if self.resume not in ("never", "auto", "must"):

@@ -177,7 +177,14 @@ class Trainer:
             pin_memory=self.device.type == "cuda",
         )
         self.valid_set = valid_set
-        self.loss_fn = build_loss(t.loss, self.geometry)
+        # loss "spectral": relative L2 in the orthonormal transformed domain of the model (T1), no inverse
+        self.spectral_loss = t.loss == "spectral"
+        if self.spectral_loss and not getattr(self.raw_model, "predicts_in_transform", False):
+            raise ConfigError(
+                f"train.loss: 'spectral' trains in the model's transformed domain, but model "
+                f"{config.model_name!r} has none (t1 has one); use l2, h1, h-1 or mse"
+            )
+        self.loss_fn = build_loss("l2" if self.spectral_loss else t.loss, self.geometry)
         self.optimizer = build_optimizer(self.raw_model, config)
         accumulate = config.optim.accumulate
         self.steps_per_epoch = math.ceil(len(self.loader) / accumulate)
@@ -327,7 +334,7 @@ class Trainer:
             last_micro = (i + 1) % accumulate == 0 or i + 1 == len(self.loader)
             sync = last_micro or not self.context.enabled
             with self._no_sync(not sync), self._autocast():
-                loss = self.loss_fn(self.model(x).float(), y)
+                loss = self._training_loss(x, y)
             self._check_finite(loss)
             self.scaler.scale(loss / accumulate).backward()
             if last_micro:
@@ -362,6 +369,16 @@ class Trainer:
         if skip_sync and isinstance(self.model, nn.parallel.DistributedDataParallel):
             return self.model.no_sync()
         return contextlib.nullcontext()
+
+    def _training_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The configured loss of one batch; for ``spectral``, on the orthonormal spectra of output and target
+        (equal to the physical relative L2 by Parseval, without the model's final inverse transform)."""
+        if not self.spectral_loss:
+            return self.loss_fn(self.model(x).float(), y)
+        with torch.no_grad():
+            target = self.raw_model.transform_target(y)
+        pred = self.model(x, spectral=True).to(target.dtype)
+        return self.raw_model.transformed_loss(pred, target, y.shape[-1])
 
     def _check_finite(self, loss: torch.Tensor) -> None:
         """Stop on a NaN/inf loss on any process, keeping the last good checkpoint."""

@@ -9,6 +9,7 @@ from sciml.errors import ConfigError
 from sciml.metrics import relative_l2
 from sciml.models.registry import ModelContext, build_model
 from sciml.models.t1 import T1Layer2d, build_t1, dct, dct2, dct_matrix, idct, idct2
+from sciml.models.wrappers import Normalized
 
 CONTEXT = ModelContext(in_channels=3, out_channels=2, grid_shape=(16, 16))
 SMALL = {"modes": 4, "width": 8, "n_layers": 2, "head_init_std": 0.1}
@@ -40,6 +41,34 @@ def test_spectral_loss_equals_physical_relative_l2(transform, resolution):
     physical = relative_l2(model(x), y).mean()
     spectral = model.spectral_loss(x, model.transform_target(y))
     torch.testing.assert_close(spectral, physical, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("transform", ["dct", "rfft"])
+def test_normalized_spectral_output_is_the_spectrum_of_the_physical_output(transform):
+    # T[std * out + mean] = std * T[out] + mean * T[1]: the wrapper's spectral path, exactly
+    torch.manual_seed(0)
+    model = build_t1(CONTEXT, transform=transform, **SMALL).double()
+    wrapped = Normalized(
+        model,
+        torch.tensor([0.5, -1.0, 2.0]),
+        torch.tensor([2.0, 0.5, 3.0]),
+        torch.tensor([1.5, -0.3]),
+        torch.tensor([4.0, 0.2]),
+    ).double()
+    assert wrapped.predicts_in_transform
+    x = torch.randn(2, 3, 16, 16, dtype=torch.float64)
+    spectrum = wrapped(x, spectral=True)
+    torch.testing.assert_close(spectrum, wrapped.transform_target(wrapped(x)), rtol=1e-12, atol=1e-12)
+    y = torch.randn(2, 2, 16, 16, dtype=torch.float64)
+    loss = wrapped.transformed_loss(spectrum, wrapped.transform_target(y), 16)
+    torch.testing.assert_close(loss, relative_l2(wrapped(x), y).mean(), rtol=1e-12, atol=0)
+
+
+def test_normalized_spectral_output_needs_a_transformed_domain():
+    fno_like = Normalized(torch.nn.Conv2d(1, 1, 1), *torch.ones(4, 1))
+    assert not fno_like.predicts_in_transform
+    with pytest.raises(ConfigError, match="Conv2d has no transformed-domain output"):
+        fno_like(torch.randn(1, 1, 8, 8), spectral=True)
 
 
 @pytest.mark.parametrize("transform", ["dct", "rfft"])

@@ -151,6 +151,9 @@ def test_interrupted_save_leaves_previous_checkpoint_usable(tiny_data, tmp_path)
 def _trainer(tiny_data, run_dir, **overrides):
     data = tiny_config(tiny_data, run_dir)
     for dotted, value in overrides.items():
+        if "__" not in dotted:  # a whole section
+            data[dotted] = value
+            continue
         section, key = dotted.split("__")
         data[section][key] = value
     config = config_from_mapping(data, name="t")
@@ -167,6 +170,37 @@ def test_gradient_accumulation_matches_the_large_batch(tiny_data, tmp_path):
     assert_same_weights(tensor_state_dict(big.raw_model), tensor_state_dict(small.raw_model), atol=1e-6)
 
 
+T1_TINY = {"name": "t1", "modes": 4, "width": 8, "n_layers": 2, "head_init_std": 0.1}
+
+
+@pytest.mark.parametrize("transform", ["dct", "rfft"])
+def test_spectral_loss_trains_t1_like_the_physical_loss(tiny_data, tmp_path, transform):
+    # By Parseval the loss on the spectra equals the physical relative L2, so are the gradients and the
+    # weights after training; the spectral run never applies the model's inverse transform.
+    model = {**T1_TINY, "transform": transform}
+    physical = _trainer(tiny_data, tmp_path / "l2", model=model, train__loss="l2", train__epochs=2)
+    spectral = _trainer(tiny_data, tmp_path / "sp", model=model, train__loss="spectral", train__epochs=2)
+    physical.fit()
+    inverse_calls = []
+    spectral.raw_model.model.transform.register_forward_hook(
+        lambda module, args, kwargs, out: (
+            inverse_calls.append(kwargs.get("inverse", False)) if module.training else None
+        ),
+        with_kwargs=True,
+    )  # validation (eval mode) evaluates physical fields, training must not
+    spectral.fit()
+    assert inverse_calls and not any(inverse_calls)
+    assert physical.history[-1]["train_loss"] == pytest.approx(spectral.history[-1]["train_loss"], rel=1e-5)
+    a, b = tensor_state_dict(physical.raw_model), tensor_state_dict(spectral.raw_model)
+    assert_same_weights(a, b, atol=1e-5)
+    assert not torch.equal(a["model.w2"], _trainer(tiny_data, tmp_path / "0", model=model).raw_model.model.w2)
+
+
+def test_spectral_loss_needs_a_model_with_a_transformed_domain(tiny_data, tmp_path):
+    with pytest.raises(ConfigError, match=r"train.loss: 'spectral'.*model 'fno' has none"):
+        _trainer(tiny_data, tmp_path / "fno", train__loss="spectral")
+
+
 def test_nan_loss_stops_with_a_clear_error_and_keeps_last_checkpoint(tiny_data, tmp_path):
     trainer = _trainer(tiny_data, tmp_path / "nan", train__epochs=3)
     trainer.config.train.epochs = 1
@@ -181,12 +215,22 @@ def test_nan_loss_stops_with_a_clear_error_and_keeps_last_checkpoint(tiny_data, 
     assert_same_weights(good, load_checkpoint(tmp_path / "nan" / "checkpoints" / "last.pt")["model"])
 
 
-def test_ddp_two_processes_equal_one_process(tiny_data, tmp_path):
+@pytest.mark.parametrize(
+    ("model", "loss", "port"),
+    [(None, "l2", 29517), (T1_TINY, "spectral", 29518)],
+    ids=["fno", "t1-spectral-loss"],
+)
+def test_ddp_two_processes_equal_one_process(tiny_data, tmp_path, model, loss, port):
+    def config(run_dir: Path) -> dict:
+        data = tiny_config(tiny_data, run_dir, epochs=2, loss=loss)
+        data["model"] = model or data["model"]
+        return data
+
     one = tmp_path / "one"
-    cfg_one = write_config(tmp_path / "one.yaml", tiny_config(tiny_data, one, epochs=2))
+    cfg_one = write_config(tmp_path / "one.yaml", config(one))
     assert main([str(cfg_one)]) == 0
     two = tmp_path / "two"
-    cfg_two = write_config(tmp_path / "two.yaml", tiny_config(tiny_data, two, epochs=2))
+    cfg_two = write_config(tmp_path / "two.yaml", config(two))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
         [
@@ -194,7 +238,7 @@ def test_ddp_two_processes_equal_one_process(tiny_data, tmp_path):
             "-m",
             "torch.distributed.run",
             "--nproc_per_node=2",
-            "--master_port=29517",
+            f"--master_port={port}",
             "-m",
             "sciml.train",
             str(cfg_two),
@@ -207,7 +251,8 @@ def test_ddp_two_processes_equal_one_process(tiny_data, tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     a, b = final_weights(one), final_weights(two)
-    assert any(v.is_complex() for v in a.values())  # spectral weights are complex
+    if model is None:
+        assert any(v.is_complex() for v in a.values())  # spectral weights are complex
     assert_same_weights(a, b, atol=1e-6)
 
 
