@@ -72,7 +72,7 @@ def run(config: RunConfig, run_dir: Path | None = None, base_dir: Path | None = 
             resolve_data_path(config.data, base_dir)  # rank 0 generates missing data first
         if context.enabled:
             dist.barrier()
-        data = build_data(config.data, base_dir)
+        data = build_data(config.data, base_dir, unroll=config.train.unroll)
         model = build_operator(config, data)
         n_params = sum(p.numel() * (2 if p.is_complex() else 1) for p in model.parameters())
         logger.info(

@@ -116,6 +116,7 @@ class TrainConfig:
     tensorboard: bool = False
     progress: bool = True
     deterministic: bool = True
+    unroll: int = 1
 
     def __post_init__(self) -> None:
         if self.loss not in ("l2", "h1", "h-1", "mse", "spectral"):
@@ -126,6 +127,14 @@ class TrainConfig:
             raise ConfigError(f"train.resume: {self.resume!r} is not one of never, auto, must")
         if self.epochs < 0:
             raise ConfigError(f"train.epochs must be >= 0, got {self.epochs}")
+        if not isinstance(self.unroll, int) or self.unroll < 1:
+            raise ConfigError(
+                f"train.unroll must be an integer >= 1 (autoregressive steps), got {self.unroll!r}"
+            )
+        if self.unroll > 1 and self.loss == "spectral":
+            raise ConfigError(
+                "train.unroll > 1 feeds physical predictions back; it cannot use loss: spectral"
+            )
 
 
 @dataclass
@@ -187,6 +196,11 @@ def config_from_mapping(data: dict[str, Any], name: str = "run", where: str = "c
     if "data" not in data:
         raise ConfigError(f"{where}: the 'data' section is required")
     sections = {key: from_dict(cls, data.get(key), f"{where}: {key}") for key, cls in SECTIONS.items()}
+    if sections["train"].unroll > 1 and sections["data"].mode != "window":
+        raise ConfigError(
+            f"{where}: train.unroll {sections['train'].unroll} rolls a windowed model out; "
+            f"data.mode is {sections['data'].mode!r}, expected window"
+        )
     return RunConfig(model=dict(model), name=name, **sections)
 
 

@@ -8,7 +8,7 @@ configured mode, and normalization statistics are computed on the training traje
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -119,8 +119,15 @@ def trajectory_samples(
     return ChannelSelection(samples, channels, source.metadata.n_channels, t_in, t_out)
 
 
-def build_data(cfg: DataConfig, base_dir: Path | None = None, path: Path | None = None) -> DataBundle:
-    """Open the data, split by trajectory, cut samples and fit the normalization on the training split."""
+def build_data(
+    cfg: DataConfig, base_dir: Path | None = None, path: Path | None = None, unroll: int = 1
+) -> DataBundle:
+    """Open the data, split by trajectory, cut samples and fit the normalization on the training split.
+
+    ``unroll > 1`` (windowed data; the Trainer's ``train.unroll``): training windows carry ``unroll`` times
+    ``t_out`` target frames, for a model of ``t_out`` output frames rolled out ``unroll`` steps; the
+    validation and test windows, the normalization and ``out_channels`` stay those of ``t_out``.
+    """
     path = path or resolve_data_path(cfg, base_dir)
     source = sd.open(path, format=cfg.format)
     meta = source.metadata
@@ -145,10 +152,19 @@ def build_data(cfg: DataConfig, base_dir: Path | None = None, path: Path | None 
         if cfg.mode == "pairs":
             raise ConfigError(f"data.mode: {path} holds trajectories; use mode initial_to_final or window")
         parts = {name: trajectory_samples(source, cfg, idx) for name, idx in splits.items()}
+        if unroll > 1:
+            if cfg.mode != "window":
+                raise ConfigError(f"train.unroll {unroll} needs data.mode window, got {cfg.mode!r}")
+            unrolled = replace(cfg, t_out=cfg.t_out * unroll)
+            parts["train"] = trajectory_samples(source, unrolled, splits["train"])
         t_in, t_out = (1, 1) if cfg.mode == "initial_to_final" else (cfg.t_in, cfg.t_out)
         channels = channel_indices(meta, cfg.fields)
     if len(parts["train"]) == 0:
-        raise ConfigError(f"data: the training split of {path} is empty ({len(source)} trajectories)")
+        raise ConfigError(
+            f"data: the training split of {path} is empty ({len(source)} trajectories"
+            + (f"; windows of {cfg.t_in} + {unroll} x {cfg.t_out} frames" if unroll > 1 else "")
+            + ")"
+        )
     sample = parts["train"][0]
     if isinstance(source, PairDataset):
         x_stats, y_stats = _fit_pair_stats(parts["train"], cfg.normalize)
@@ -160,7 +176,7 @@ def build_data(cfg: DataConfig, base_dir: Path | None = None, path: Path | None 
         test=parts["test"] if len(parts["test"]) else None,
         metadata=meta,
         in_channels=int(sample["x"].shape[0]),
-        out_channels=int(sample["y"].shape[0]),
+        out_channels=int(sample["y"].shape[0]) // unroll,
         x_stats=x_stats,
         y_stats=y_stats,
         source=source,

@@ -20,6 +20,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from sciml.benchmarking import environment
+from sciml.datasets.windows import advance_window
 from sciml.metrics import scalar_spectrum, sobolev_error_for
 from sciml.training.config import RunConfig
 
@@ -106,7 +107,7 @@ def rollout_errors(
             truth = frames[t_in + k * t_out : t_in + (k + 1) * t_out].to(device)
             err = sobolev_error_for(pred.reshape(truth.shape), truth, 0.0, metadata)
             errors.append(err.mean(dim=-1).cpu())
-            window = torch.cat([window, pred], dim=1)[:, -t_in * c :]
+            window = advance_window(window, pred)
         curves.append(torch.cat(errors))
     return torch.stack(curves)
 

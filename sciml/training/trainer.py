@@ -26,6 +26,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from sciml.datasets.windows import advance_window
 from sciml.errors import ConfigError, SciMLError
 from sciml.metrics import SobolevLoss, metadata_options, sobolev_error
 from sciml.models.registry import spectral_layer_types
@@ -185,6 +186,7 @@ class Trainer:
                 f"{config.model_name!r} has none (t1 has one); use l2, h1, h-1 or mse"
             )
         self.loss_fn = build_loss("l2" if self.spectral_loss else t.loss, self.geometry)
+        self.unroll = t.unroll
         self.optimizer = build_optimizer(self.raw_model, config)
         accumulate = config.optim.accumulate
         self.steps_per_epoch = math.ceil(len(self.loader) / accumulate)
@@ -372,7 +374,15 @@ class Trainer:
 
     def _training_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The configured loss of one batch; for ``spectral``, on the orthonormal spectra of output and target
-        (equal to the physical relative L2 by Parseval, without the model's final inverse transform)."""
+        (equal to the physical relative L2 by Parseval, without the model's final inverse transform); for
+        ``unroll`` K > 1, on the K predictions of an autoregressive rollout from ``x`` (``y`` holds K windows
+        of target frames; per-frame relative errors averaged, as in the FNO paper's time-stepping)."""
+        if self.unroll > 1:  # the model's own predictions fed back, gradients through the whole rollout
+            predictions, window = [], x
+            for _ in range(self.unroll):
+                predictions.append(self.model(window))
+                window = advance_window(window, predictions[-1])
+            return self.loss_fn(torch.cat(predictions, dim=1).float(), y)
         if not self.spectral_loss:
             return self.loss_fn(self.model(x).float(), y)
         with torch.no_grad():

@@ -23,6 +23,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 import sciml
+from sciml.datasets.windows import advance_window
 from sciml.errors import ConfigError, DataFormatError
 from sciml.models import ModelContext, build_model
 from sciml.models.wrappers import Normalized
@@ -117,7 +118,7 @@ class PretrainedOperator(nn.Module):
         for _ in range(steps):
             pred = self(window)
             out.append(pred.reshape(b, -1, c, *frames.shape[3:]))
-            window = torch.cat([window, pred], dim=1)[:, -t_in * c :]
+            window = advance_window(window, pred)
         return torch.cat(out, dim=1)
 
     @classmethod

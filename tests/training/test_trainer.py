@@ -16,6 +16,7 @@ from sciml.datasets.recipes import Recipe
 from sciml.errors import ConfigError
 from sciml.evaluate import evaluate_run
 from sciml.evaluate import main as evaluate_main
+from sciml.metrics import relative_l2
 from sciml.train import build_operator, main
 from sciml.training.checkpoint import CheckpointError, load_checkpoint, tensor_state_dict
 from sciml.training.config import config_from_mapping, load_config
@@ -157,7 +158,7 @@ def _trainer(tiny_data, run_dir, **overrides):
         section, key = dotted.split("__")
         data[section][key] = value
     config = config_from_mapping(data, name="t")
-    bundle = build_data(config.data)
+    bundle = build_data(config.data, unroll=config.train.unroll)
     model = build_operator(config, bundle)
     return Trainer(model, config, bundle.train, bundle.valid, run_dir=run_dir, metadata=bundle.metadata)
 
@@ -196,6 +197,56 @@ def test_spectral_loss_trains_t1_like_the_physical_loss(tiny_data, tmp_path, tra
     assert not torch.equal(a["model.w2"], _trainer(tiny_data, tmp_path / "0", model=model).raw_model.model.w2)
 
 
+def test_unrolled_training_windows_hold_the_next_frames(tiny_data, tmp_path):
+    config = config_from_mapping(tiny_config(tiny_data, tmp_path / "r"), name="t")
+    config.data.stride = 1
+    one, two = build_data(config.data), build_data(config.data, unroll=2)
+    assert one.out_channels == two.out_channels == 1
+    # 5 frames per trajectory: 3 windows of 2 + 1 frames, 2 windows of 2 + 2 frames
+    assert len(one.train) == 3 * len(one.splits["train"]) and len(two.train) == 2 * len(two.splits["train"])
+    assert len(two.valid) == len(one.valid) and two.valid[0]["y"].shape[0] == 1
+    first, second = one.train[0], one.train[1]
+    unrolled = two.train[0]
+    torch.testing.assert_close(unrolled["x"], first["x"], rtol=0, atol=0)
+    torch.testing.assert_close(unrolled["y"], torch.cat([first["y"], second["y"]]), rtol=0, atol=0)
+
+
+def test_unrolled_loss_is_the_mean_error_of_the_rollout(tiny_data, tmp_path):
+    trainer = _trainer(tiny_data, tmp_path / "u", train__unroll=3, data__t_in=2)
+    model = trainer.raw_model
+    batch = next(iter(trainer.loader))
+    x, y = batch["x"], batch["y"]
+    assert y.shape[1] == 3
+    f0, f1 = x[:, :1], x[:, 1:]  # the two input frames
+    p2 = model(torch.cat([f0, f1], dim=1))
+    p3 = model(torch.cat([f1, p2], dim=1))
+    p4 = model(torch.cat([p2, p3], dim=1))
+    expected = sum(relative_l2(p, y[:, k : k + 1]).mean() for k, p in enumerate([p2, p3, p4])) / 3
+    loss = trainer._training_loss(x, y)
+    torch.testing.assert_close(loss, expected, rtol=1e-6, atol=0)
+    loss.backward()  # the gradient reaches the weights through all three steps
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"unroll": 0}, r"train.unroll must be an integer >= 1"),
+        ({"unroll": 2, "loss": "spectral"}, r"cannot use loss: spectral"),
+    ],
+)
+def test_unroll_config_errors(tiny_data, tmp_path, overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        config_from_mapping(tiny_config(tiny_data, tmp_path, **overrides))
+
+
+def test_unroll_needs_windows(tiny_data, tmp_path):
+    data = tiny_config(tiny_data, tmp_path, unroll=2)
+    data["data"].update(mode="initial_to_final", input_time=0, output_time=-1)
+    with pytest.raises(ConfigError, match=r"train.unroll 2 rolls a windowed model out; data.mode is "):
+        config_from_mapping(data)
+
+
 def test_spectral_loss_needs_a_model_with_a_transformed_domain(tiny_data, tmp_path):
     with pytest.raises(ConfigError, match=r"train.loss: 'spectral'.*model 'fno' has none"):
         _trainer(tiny_data, tmp_path / "fno", train__loss="spectral")
@@ -216,13 +267,13 @@ def test_nan_loss_stops_with_a_clear_error_and_keeps_last_checkpoint(tiny_data, 
 
 
 @pytest.mark.parametrize(
-    ("model", "loss", "port"),
-    [(None, "l2", 29517), (T1_TINY, "spectral", 29518)],
-    ids=["fno", "t1-spectral-loss"],
+    ("model", "loss", "unroll", "port"),
+    [(None, "l2", 1, 29517), (T1_TINY, "spectral", 1, 29518), (None, "l2", 2, 29519)],
+    ids=["fno", "t1-spectral-loss", "fno-unrolled"],
 )
-def test_ddp_two_processes_equal_one_process(tiny_data, tmp_path, model, loss, port):
+def test_ddp_two_processes_equal_one_process(tiny_data, tmp_path, model, loss, unroll, port):
     def config(run_dir: Path) -> dict:
-        data = tiny_config(tiny_data, run_dir, epochs=2, loss=loss)
+        data = tiny_config(tiny_data, run_dir, epochs=2, loss=loss, unroll=unroll)
         data["model"] = model or data["model"]
         return data
 
