@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
 from sciml.datasets.windows import advance_window
@@ -407,11 +407,17 @@ class Trainer:
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
-        """Mean relative L2 error over the validation set (all processes see all of it)."""
+        """Mean relative L2 error over the validation set.
+
+        Under DDP each process evaluates every ``world_size``-th sample and the sums are all-reduced, so
+        every process gets the same mean as one process would (up to the order of the sums).
+        """
         self.model.eval()
-        loader = DataLoader(
-            self.valid_set, batch_size=self.config.eval.batch_size or self.config.data.batch_size
+        world, rank = self.context.world_size, self.context.rank
+        shard = (
+            self.valid_set if world == 1 else Subset(self.valid_set, range(rank, len(self.valid_set), world))
         )
+        loader = DataLoader(shard, batch_size=self.config.eval.batch_size or self.config.data.batch_size)
         total = torch.zeros((), dtype=torch.float64, device=self.device)
         count = 0
         for batch in loader:
@@ -423,7 +429,9 @@ class Trainer:
                 err.double().mean(dim=tuple(range(1, err.ndim))).sum() if err.ndim > 1 else err.double().sum()
             )
             count += x.shape[0]
-        return {"valid_l2": (total / max(count, 1)).item()}
+        sums = torch.stack([total, torch.tensor(float(count), dtype=torch.float64, device=self.device)])
+        total, count = all_reduce_sum(sums, self.context).tolist()
+        return {"valid_l2": total / max(count, 1.0)}
 
     def _write_log(self) -> None:
         """Rewrite ``metrics.jsonl`` from the history (consistent with the checkpoint after a resume)."""

@@ -1,5 +1,6 @@
 """The shared Trainer: exact resume after SIGKILL, DDP equals one process, NaN stop, accumulation, configs."""
 
+import json
 import os
 import signal
 import subprocess
@@ -302,6 +303,10 @@ def test_ddp_two_processes_equal_one_process(tiny_data, tmp_path, model, loss, u
     )
     assert result.returncode == 0, result.stderr[-3000:]
     a, b = final_weights(one), final_weights(two)
+    # validation is split over the two processes and all-reduced: the same mean as one process
+    valid_one = [json.loads(line)["valid_l2"] for line in (one / "metrics.jsonl").read_text().splitlines()]
+    valid_two = [json.loads(line)["valid_l2"] for line in (two / "metrics.jsonl").read_text().splitlines()]
+    assert valid_two == pytest.approx(valid_one, rel=1e-5)
     if model is None:
         assert any(v.is_complex() for v in a.values())  # spectral weights are complex
     assert_same_weights(a, b, atol=1e-6)
