@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import datetime
 import json
+import logging
 import platform
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+logger = logging.getLogger(__name__)
 
 
 def environment(device: torch.device | str = "cpu") -> dict[str, Any]:
@@ -33,6 +37,18 @@ def write_record(path: str | Path, record: dict[str, Any]) -> Path:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(record, indent=2))
     tmp.replace(path)
+    return path
+
+
+def write_record_and_plot(
+    path: str | Path, record: dict[str, Any], plot: Callable[[dict[str, Any], Path], object]
+) -> Path:
+    """Draw ``plot(record, <path>.png)``, then write ``record`` as JSON to ``path`` (both atomically)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    plot(record, path.with_suffix(".png"))
+    write_record(path, record)
+    logger.info("wrote %s and %s", path, path.with_suffix(".png"))
     return path
 
 

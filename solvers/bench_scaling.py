@@ -36,7 +36,7 @@ import torch
 import yaml
 
 from sciml.bench.render import num, para, provenance, table
-from sciml.benchmarking import environment, write_record
+from sciml.benchmarking import environment, write_record_and_plot
 
 logger = logging.getLogger("bench_scaling")
 ROOT = Path(__file__).resolve().parents[1]
@@ -294,10 +294,7 @@ def main(argv: list[str] | None = None) -> dict:
         "notes": notes,
         "plot": str(out.with_suffix(".png")),
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    plot(record, out.with_suffix(".png"))
-    write_record(out, record)
-    logger.info("wrote %s and %s", out, record["plot"])
+    write_record_and_plot(out, record, plot)
     return record
 
 

@@ -34,7 +34,7 @@ from typing import Any
 import torch
 
 from sciml.bench.render import num, para, provenance, table
-from sciml.benchmarking import environment, write_record
+from sciml.benchmarking import environment, write_record_and_plot
 from sciml.datasets.generate import downsample, initial_conditions, make_solver
 from sciml.datasets.recipes import Recipe
 from sciml.metrics import energy_spectrum, relative_l2, sobolev_error
@@ -353,10 +353,7 @@ def main(argv: list[str] | None = None) -> dict:
         "rows": rows,
         "plot": str(out.with_suffix(".png")),
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    plot(record, out.with_suffix(".png"))
-    write_record(out, record)
-    logger.info("wrote %s and %s", out, record["plot"])
+    write_record_and_plot(out, record, plot)
     return record
 
 

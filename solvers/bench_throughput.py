@@ -32,7 +32,7 @@ import yaml
 
 from sciml.bench.memory import PeakMemory
 from sciml.bench.render import num, para, provenance, table
-from sciml.benchmarking import environment, write_record
+from sciml.benchmarking import environment, write_record_and_plot
 from sciml.metrics import relative_l2
 from sciml.models import ModelContext, available_models, build_model
 
@@ -279,10 +279,7 @@ def main(argv: list[str] | None = None) -> dict:
         "rows": rows,
         "plot": str(out.with_suffix(".png")),
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    plot(record, out.with_suffix(".png"))
-    write_record(out, record)
-    logger.info("wrote %s and %s", out, record["plot"])
+    write_record_and_plot(out, record, plot)
     return record
 
 
