@@ -117,6 +117,7 @@ class TrainConfig:
     progress: bool = True
     deterministic: bool = True
     unroll: int = 1
+    unroll_gradient: str = "all"
 
     def __post_init__(self) -> None:
         if self.loss not in ("l2", "h1", "h-1", "mse", "spectral"):
@@ -131,6 +132,8 @@ class TrainConfig:
             raise ConfigError(
                 f"train.unroll must be an integer >= 1 (autoregressive steps), got {self.unroll!r}"
             )
+        if self.unroll_gradient not in ("all", "last"):
+            raise ConfigError(f"train.unroll_gradient: {self.unroll_gradient!r} is not one of all, last")
         if self.unroll > 1 and self.loss == "spectral":
             raise ConfigError(
                 "train.unroll > 1 feeds physical predictions back; it cannot use loss: spectral"

@@ -186,7 +186,7 @@ class Trainer:
                 f"{config.model_name!r} has none (t1 has one); use l2, h1, h-1 or mse"
             )
         self.loss_fn = build_loss("l2" if self.spectral_loss else t.loss, self.geometry)
-        self.unroll = t.unroll
+        self.unroll, self.pushforward = t.unroll, t.unroll_gradient == "last"
         self.optimizer = build_optimizer(self.raw_model, config)
         accumulate = config.optim.accumulate
         self.steps_per_epoch = math.ceil(len(self.loader) / accumulate)
@@ -376,7 +376,16 @@ class Trainer:
         """The configured loss of one batch; for ``spectral``, on the orthonormal spectra of output and target
         (equal to the physical relative L2 by Parseval, without the model's final inverse transform); for
         ``unroll`` K > 1, on the K predictions of an autoregressive rollout from ``x`` (``y`` holds K windows
-        of target frames; per-frame relative errors averaged, as in the FNO paper's time-stepping)."""
+        of target frames; per-frame relative errors averaged, as in the FNO paper's time-stepping); with
+        ``unroll_gradient: last`` (the pushforward trick of Brandstetter et al., ICLR 2022), the first K - 1
+        steps run without gradients and only the last prediction is compared with the last window."""
+        if self.unroll > 1 and self.pushforward:
+            with torch.no_grad():
+                window = x
+                for _ in range(self.unroll - 1):
+                    window = advance_window(window, self.model(window))
+            last = y.shape[1] // self.unroll
+            return self.loss_fn(self.model(window).float(), y[:, -last:])
         if self.unroll > 1:  # the model's own predictions fed back, gradients through the whole rollout
             predictions, window = [], x
             for _ in range(self.unroll):

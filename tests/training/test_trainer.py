@@ -229,10 +229,31 @@ def test_unrolled_loss_is_the_mean_error_of_the_rollout(tiny_data, tmp_path):
     assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
 
 
+def test_pushforward_loss_has_gradients_through_the_last_step_only(tiny_data, tmp_path):
+    trainer = _trainer(tiny_data, tmp_path / "p", train__unroll=3, train__unroll_gradient="last")
+    model = trainer.raw_model
+    batch = next(iter(trainer.loader))
+    x, y = batch["x"], batch["y"]
+    with torch.no_grad():
+        p2 = model(x)
+        p3 = model(torch.cat([x[:, 1:], p2], dim=1))
+    expected = relative_l2(model(torch.cat([p2, p3], dim=1)), y[:, 2:3]).mean()
+    loss = trainer._training_loss(x, y)
+    torch.testing.assert_close(loss, expected, rtol=1e-6, atol=0)
+    params = [p for p in model.parameters() if p.requires_grad]
+    # equal gradients: nothing flows back through the two steps taken without gradients
+    for a, b in zip(torch.autograd.grad(loss, params), torch.autograd.grad(expected, params), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
         ({"unroll": 0}, r"train.unroll must be an integer >= 1"),
+        (
+            {"unroll": 2, "unroll_gradient": "first"},
+            r"train.unroll_gradient: 'first' is not one of all, last",
+        ),
         ({"unroll": 2, "loss": "spectral"}, r"cannot use loss: spectral"),
     ],
 )
@@ -268,13 +289,18 @@ def test_nan_loss_stops_with_a_clear_error_and_keeps_last_checkpoint(tiny_data, 
 
 
 @pytest.mark.parametrize(
-    ("model", "loss", "unroll", "port"),
-    [(None, "l2", 1, 29517), (T1_TINY, "spectral", 1, 29518), (None, "l2", 2, 29519)],
-    ids=["fno", "t1-spectral-loss", "fno-unrolled"],
+    ("model", "train", "port"),
+    [
+        (None, {}, 29517),
+        (T1_TINY, {"loss": "spectral"}, 29518),
+        (None, {"unroll": 2}, 29519),
+        (None, {"unroll": 2, "unroll_gradient": "last"}, 29520),
+    ],
+    ids=["fno", "t1-spectral-loss", "fno-unrolled", "fno-pushforward"],
 )
-def test_ddp_two_processes_equal_one_process(tiny_data, tmp_path, model, loss, unroll, port):
+def test_ddp_two_processes_equal_one_process(tiny_data, tmp_path, model, train, port):
     def config(run_dir: Path) -> dict:
-        data = tiny_config(tiny_data, run_dir, epochs=2, loss=loss, unroll=unroll)
+        data = tiny_config(tiny_data, run_dir, epochs=2, **train)
         data["model"] = model or data["model"]
         return data
 
