@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
@@ -336,7 +337,7 @@ class Trainer:
             last_micro = (i + 1) % accumulate == 0 or i + 1 == len(self.loader)
             sync = last_micro or not self.context.enabled
             with self._no_sync(not sync), self._autocast():
-                loss = self._training_loss(x, y)
+                loss = self._training_loss(x, y, self._pushforward_steps(i) if self.pushforward else None)
             self._check_finite(loss)
             self.scaler.scale(loss / accumulate).backward()
             if last_micro:
@@ -372,20 +373,28 @@ class Trainer:
             return self.model.no_sync()
         return contextlib.nullcontext()
 
-    def _training_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def _pushforward_steps(self, batch_index: int) -> int:
+        """Rollout length of one pushforward batch: uniform in ``1 .. unroll``, a function of the seed, the
+        epoch and the batch, so a resumed run and every DDP process draw the same."""
+        rng = np.random.default_rng([self.config.train.seed, self.epoch, batch_index])
+        return int(rng.integers(1, self.unroll + 1))
+
+    def _training_loss(self, x: torch.Tensor, y: torch.Tensor, steps: int | None = None) -> torch.Tensor:
         """The configured loss of one batch; for ``spectral``, on the orthonormal spectra of output and target
         (equal to the physical relative L2 by Parseval, without the model's final inverse transform); for
         ``unroll`` K > 1, on the K predictions of an autoregressive rollout from ``x`` (``y`` holds K windows
         of target frames; per-frame relative errors averaged, as in the FNO paper's time-stepping); with
-        ``unroll_gradient: last`` (the pushforward trick of Brandstetter et al., ICLR 2022), the first K - 1
-        steps run without gradients and only the last prediction is compared with the last window."""
+        ``unroll_gradient: last`` (the pushforward trick of Brandstetter et al., ICLR 2022), a rollout of
+        ``steps`` (drawn in 1 .. K per batch) whose first ``steps - 1`` run without gradients; only the last
+        prediction is compared with its target window."""
         if self.unroll > 1 and self.pushforward:
+            steps = self.unroll if steps is None else steps
             with torch.no_grad():
                 window = x
-                for _ in range(self.unroll - 1):
+                for _ in range(steps - 1):
                     window = advance_window(window, self.model(window))
-            last = y.shape[1] // self.unroll
-            return self.loss_fn(self.model(window).float(), y[:, -last:])
+            width = y.shape[1] // self.unroll
+            return self.loss_fn(self.model(window).float(), y[:, (steps - 1) * width : steps * width])
         if self.unroll > 1:  # the model's own predictions fed back, gradients through the whole rollout
             predictions, window = [], x
             for _ in range(self.unroll):

@@ -238,12 +238,23 @@ def test_pushforward_loss_has_gradients_through_the_last_step_only(tiny_data, tm
         p2 = model(x)
         p3 = model(torch.cat([x[:, 1:], p2], dim=1))
     expected = relative_l2(model(torch.cat([p2, p3], dim=1)), y[:, 2:3]).mean()
-    loss = trainer._training_loss(x, y)
+    loss = trainer._training_loss(x, y, steps=3)
     torch.testing.assert_close(loss, expected, rtol=1e-6, atol=0)
     params = [p for p in model.parameters() if p.requires_grad]
     # equal gradients: nothing flows back through the two steps taken without gradients
     for a, b in zip(torch.autograd.grad(loss, params), torch.autograd.grad(expected, params), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+
+
+def test_pushforward_draws_every_rollout_length_reproducibly(tiny_data, tmp_path):
+    trainer = _trainer(tiny_data, tmp_path / "p", train__unroll=3, train__unroll_gradient="last")
+    draws = [trainer._pushforward_steps(i) for i in range(60)]
+    assert set(draws) == {1, 2, 3}
+    assert draws == [trainer._pushforward_steps(i) for i in range(60)]  # the same after a resume
+    batch = next(iter(trainer.loader))
+    x, y = batch["x"][:2], batch["y"][:2]
+    one_step = relative_l2(trainer.raw_model(x), y[:, :1]).mean()  # one step: the plain next-frame loss
+    torch.testing.assert_close(trainer._training_loss(x, y, steps=1), one_step, rtol=1e-6, atol=0)
 
 
 @pytest.mark.parametrize(
