@@ -109,7 +109,8 @@ def training_summary(training: dict[str, Any]) -> str:
     train = training.get("config", {}).get("train", {})
     parts = [f"{training['epochs']} ep"]
     if train.get("unroll", 1) > 1:
-        parts.append(f"unroll {train['unroll']}")
+        pushforward = train.get("unroll_gradient", "all") == "last"
+        parts.append(f"pushforward 1..{train['unroll']}" if pushforward else f"unroll {train['unroll']}")
     if train.get("loss", "l2") != "l2":
         parts.append(f"{train['loss']} loss")
     return ", ".join(parts)
@@ -166,6 +167,7 @@ def targets(rows: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     pairs = [
         ("", "fno_window_ns64", "lsm_ns64"),
         (", both unrolled", "fno_window_unroll_ns64", "lsm_unroll_ns64"),
+        (", both pushforward", "fno_window_pushforward_ns64", "lsm_pushforward_ns64"),
     ]
     for label, window_name, lsm_name in pairs:
         window, lsm = rows.get(window_name), rows.get(lsm_name)
