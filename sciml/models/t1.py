@@ -62,7 +62,7 @@ __all__ = [
 ]
 
 TRANSFORMS = ("dct", "rfft")
-INITS = ("vp", "naive")
+INITS = ("vp", "vp-stack", "naive")
 _ACTIVATIONS = {"gelu": F.gelu, "relu": F.relu, "tanh": torch.tanh, "silu": F.silu, "identity": lambda t: t}
 
 
@@ -266,8 +266,12 @@ class T1Layer2d(nn.Module):
     modes, so the branch ends near 1/8 (measured ~0.11): still O(1), unlike ``init="naive"``
     (``sigma_c = 1 / d^2``, ``sigma_s = 1 / m^2``, the FNO-style ``1 / (c_in c_out)`` scale: ~1e-6).
     The derivation assumes white input to each layer: after the first layer the field is band-limited to the
-    block, so stacked layers grow the variance by about ``N / (2 m^2)`` per layer (x4.5 at 64^2, m=24);
-    the 1e-8 head keeps the output small at initialization regardless.
+    block, so stacked layers grow the variance by about ``N / (2 m^2)`` per layer (x4.5 at 64^2, m=24). The
+    1e-8 head keeps the output small at initialization, but the block grows by ~1e4 over 8 layers and the
+    sin head then sees huge arguments as soon as its weights move: such a stack does not train (measured:
+    rel L2 stuck at 1 on the 64^2 data, BENCHMARKS.md). ``init="vp-stack"`` applies the truncation factor
+    once: the first layer as "vp", every later layer (band-limited input, nothing truncated) with
+    ``sigma_c = g sqrt(1 / d)``, which keeps the variance of the block.
     """
 
     def __init__(
@@ -278,6 +282,7 @@ class T1Layer2d(nn.Module):
         activation: str = "gelu",
         init: str = "vp",
         n_points: int = 1,
+        band_limited_input: bool = False,
     ) -> None:
         super().__init__()
         if activation not in _ACTIVATIONS:
@@ -287,9 +292,10 @@ class T1Layer2d(nn.Module):
         self.complex_weights = complex_weights
         self.act = _ACTIVATIONS[activation]
         d, m = width, modes
-        if init == "vp":
+        if init in ("vp", "vp-stack"):
             g = 0.5 if complex_weights else 1.0
-            sigma_c, sigma_s = g * math.sqrt(n_points / (d * m * m)), g * math.sqrt(1 / m)
+            truncation = 1.0 if init == "vp-stack" and band_limited_input else n_points / (m * m)
+            sigma_c, sigma_s = g * math.sqrt(truncation / d), g * math.sqrt(1 / m)
         else:
             sigma_c, sigma_s = 1 / (d * d), 1 / (m * m)
         if complex_weights:
@@ -348,7 +354,8 @@ class T1(nn.Module):
         complex_weights = transform == "rfft"
         self.lift = nn.Linear(in_channels + 2, width)
         self.layers = nn.ModuleList(
-            T1Layer2d(width, modes, complex_weights, activation, init, n_points) for _ in range(n_layers)
+            T1Layer2d(width, modes, complex_weights, activation, init, n_points, band_limited_input=i > 0)
+            for i in range(n_layers)
         )
         self.w1 = nn.Parameter(torch.randn(width, head_width) * head_init_std)
         self.w2 = nn.Parameter(torch.randn(head_width, out_channels) * head_init_std)
@@ -452,7 +459,9 @@ def build_t1(
 ) -> nn.Module:
     """Transform Once (Poli et al., NeurIPS 2022) on 2D data: ``modes x modes`` block of DCT-II (or rfft)
     coefficients, ``n_layers`` T1 layers of ``width`` channels, sin head of ``head_width``; ``init`` "vp"
-    (variance preserving) or "naive"; ``head_init_std`` the std of the head weights (the paper's 1e-8)."""
+    (variance preserving, the paper's scale in every layer), "vp-stack" (that scale in the first layer
+    only, see :class:`T1Layer2d`) or "naive"; ``head_init_std`` the std of the head weights (the paper's
+    1e-8)."""
     if context.n_dims != 2:
         raise ConfigError(f"t1: supports 2D grids only, got {context.n_dims} spatial dims")
     for name, value in (("width", width), ("n_layers", n_layers), ("head_width", head_width)):

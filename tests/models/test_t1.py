@@ -71,6 +71,26 @@ def test_normalized_spectral_output_needs_a_transformed_domain():
         fno_like(torch.randn(1, 1, 8, 8), spectral=True)
 
 
+def test_vp_stack_init_keeps_the_block_variance_after_the_first_layer():
+    # after the first layer the field is band-limited to the block: "vp" still multiplies the variance by
+    # about N / (2 m^2) per layer, "vp-stack" by about 1 / 2 (GELU's half) in every later layer
+    n, m, d = 64, 8, 16
+    torch.manual_seed(0)
+    block = torch.randn(16, d, m, m)  # a band-limited field's block, unit variance
+
+    def branch_gain(init: str) -> float:
+        model = build_t1(ModelContext(1, 1, (n, n)), modes=m, width=d, n_layers=2, init=init)
+        second = model.layers[1]
+        return ((second(block) - block).var() / block.var()).item()
+
+    assert 0.2 < branch_gain("vp-stack") < 1.0
+    assert branch_gain("vp") > 0.2 * n * n / (m * m)
+    first = build_t1(ModelContext(1, 1, (n, n)), modes=m, width=d, n_layers=2, init="vp-stack").layers[0]
+    torch.manual_seed(0)
+    same_first = build_t1(ModelContext(1, 1, (n, n)), modes=m, width=d, n_layers=2, init="vp").layers[0]
+    assert first.wc.std().item() == pytest.approx(same_first.wc.std().item(), rel=0.05)
+
+
 @pytest.mark.parametrize("transform", ["dct", "rfft"])
 def test_vp_init_keeps_layer_output_variance_order_one(transform):
     torch.manual_seed(0)
