@@ -213,7 +213,7 @@ def test_unrolled_training_windows_hold_the_next_frames(tiny_data, tmp_path):
 
 
 def test_unrolled_loss_is_the_mean_error_of_the_rollout(tiny_data, tmp_path):
-    trainer = _trainer(tiny_data, tmp_path / "u", train__unroll=3, data__t_in=2)
+    trainer = _trainer(tiny_data, tmp_path / "u", train__unroll=3)  # t_in = 2
     model = trainer.raw_model
     batch = next(iter(trainer.loader))
     x, y = batch["x"], batch["y"]
