@@ -25,6 +25,7 @@ class Normalized(nn.Module):
     ) -> None:
         super().__init__()
         self.model = model
+        self._spectra_of_one: dict[tuple, torch.Tensor] = {}  # T[1] per grid, dtype and device
         for name, value in (("x_mean", x_mean), ("x_std", x_std), ("y_mean", y_mean), ("y_std", y_std)):
             self.register_buffer(name, torch.as_tensor(value, dtype=torch.float32).reshape(-1))
 
@@ -49,7 +50,10 @@ class Normalized(nn.Module):
         if not self.predicts_in_transform:
             raise ConfigError(f"{type(self.model).__name__} has no transformed-domain output (spectral=True)")
         coeffs = self.model(z, spectral=True)
-        spectrum_of_one = self.model.transform_target(torch.ones_like(x[:1, :1]))
+        key = (tuple(x.shape[2:]), x.dtype, x.device)
+        if key not in self._spectra_of_one:
+            self._spectra_of_one[key] = self.model.transform_target(torch.ones_like(x[:1, :1]))
+        spectrum_of_one = self._spectra_of_one[key]
         return coeffs * self._shape(self.y_std, coeffs) + self._shape(self.y_mean, coeffs) * spectrum_of_one
 
     def transform_target(self, y: torch.Tensor) -> torch.Tensor:
