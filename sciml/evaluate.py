@@ -4,9 +4,10 @@ Rebuilds a trained run's model from its ``config.yaml`` and checkpoint and evalu
 of its data, or of another file (``--data``), at the training resolution and at any ``--resolution``
 the model supports (zero-shot super-resolution), then writes the report again (``RUN_DIR/report``).
 
-``python -m sciml.evaluate zoo:NAME [--n-test N]`` (or a pretrained folder, ``zoo:PATH``) evaluates a
-pretrained model on freshly generated test trajectories of its recipe and checks the numbers on its
-card (within 2%, per trajectory); the exit code is 1 when they do not reproduce.
+``python -m sciml.evaluate zoo:NAME [--n-test N]`` evaluates a zoo model (verified against the zoo's
+manifest) on freshly generated test trajectories of its recipe and checks the numbers on its card (within
+2%, per trajectory); the exit code is 1 when they do not reproduce. ``pretrained:FOLDER`` does the same for
+a local pretrained folder, loaded explicitly and reported as unverified (``zoo:`` takes names only).
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
-from sciml.errors import SciMLError
+from sciml.errors import ConfigError, SciMLError
 from sciml.training.checkpoint import CheckpointError, load_checkpoint
 from sciml.training.config import load_config
 from sciml.training.data import build_data
 from sciml.training.distributed import resolve_device
+from sciml.zoo.hub import looks_like_path
 
 logger = logging.getLogger("sciml.evaluate")
 
@@ -60,12 +62,18 @@ def evaluate_run(
     return write_report(run_dir, model, config, bundle, history)
 
 
-def evaluate_zoo(name_or_path: str, n_test: int | None = None, device: str = "auto") -> list[str]:
-    """Evaluate a pretrained model on fresh test data; returns the card values it fails to reproduce."""
+def evaluate_zoo(
+    name: str | None = None,
+    n_test: int | None = None,
+    device: str = "auto",
+    *,
+    path: str | Path | None = None,
+) -> list[str]:
+    """Evaluate a zoo model or a local folder (``path=``, unverified); returns the card values it misses."""
     from sciml.zoo import load
     from sciml.zoo.evaluation import ERROR_NAMES, compare_with_card, evaluate_pretrained
 
-    model = load(name_or_path, device=resolve_device(device))
+    model = load(name, path=path, device=resolve_device(device))
     measured = evaluate_pretrained(model, n_trajectories=n_test)
     card = model.metrics
     print(f"{model.name}: {measured['n_trajectories']} fresh test trajectories (seed {measured['seed']})")
@@ -82,7 +90,10 @@ def evaluate_zoo(name_or_path: str, n_test: int | None = None, device: str = "au
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the exit code."""
     parser = argparse.ArgumentParser(prog="python -m sciml.evaluate", description=__doc__.split("\n")[0])
-    parser.add_argument("run_dir", help="a run directory written by python -m sciml.train, or zoo:NAME")
+    parser.add_argument(
+        "run_dir",
+        help="a run directory written by python -m sciml.train, zoo:NAME, or pretrained:FOLDER (unverified)",
+    )
     parser.add_argument("--data", help="evaluate on this data file instead of the run's own")
     parser.add_argument("--resolution", type=int, action="append", help="extra test resolution (repeatable)")
     parser.add_argument("--checkpoint", default="best", choices=["best", "last"])
@@ -91,8 +102,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        if args.run_dir.startswith("zoo:"):
-            misses = evaluate_zoo(args.run_dir.removeprefix("zoo:"), args.n_test, args.device)
+        if args.run_dir.startswith(("zoo:", "pretrained:")):
+            kind, _, target = args.run_dir.partition(":")
+            if kind == "zoo" and looks_like_path(target):
+                raise ConfigError(
+                    f"zoo:{target} names a path; zoo: takes a zoo name (zoo:fno_ns64), a local pretrained "
+                    f"folder is evaluated with pretrained:{target} (unverified)"
+                )
+            if kind == "zoo":
+                misses = evaluate_zoo(target, args.n_test, args.device)
+            else:
+                misses = evaluate_zoo(None, args.n_test, args.device, path=target)
             for miss in misses:
                 logger.error("does not reproduce the card: %s", miss)
             if not misses:

@@ -3,12 +3,18 @@
 Three lines::
 
     import sciml.zoo
-    model = sciml.zoo.load("fno_ns64")          # checks the SHA-256, builds the model, loads the weights
+    model = sciml.zoo.load("fno_ns64")          # checks both SHA-256s, builds the model, loads the weights
     y = model(x)                                # physical in, physical out
 
-``sciml.zoo.list()`` lists the entries; any folder in the same format loads by path
-(``PretrainedOperator.from_pretrained(path)``); ``python -m sciml.zoo export RUN_DIR NAME`` writes one
-from a training run, and ``python -m sciml.evaluate zoo:NAME`` reproduces a card's metrics.
+A name resolves only inside the zoo (``models/`` or ``$SCIML_ZOO``, see :func:`zoo_root`) and only if its
+``manifest.json`` lists it; ``config.json`` and the weights must match the manifest's SHA-256s
+(``model.verified`` is True). A folder of the current directory never shadows a zoo name, and a path is
+not accepted as a name. A local folder in the same format loads only when asked for explicitly,
+``sciml.zoo.load(path=FOLDER)``: it is checked against its own ``config.json`` only, and reported as
+unverified (a logged warning; ``model.verified`` is False).
+
+``sciml.zoo.list()`` lists the entries; ``python -m sciml.zoo export RUN_DIR NAME`` writes one from a
+training run, and ``python -m sciml.evaluate zoo:NAME`` reproduces a card's metrics.
 """
 
 from __future__ import annotations
@@ -23,9 +29,15 @@ from sciml.zoo.hub import list_models as list  # the zoo's public name: sciml.zo
 from sciml.zoo.pretrained import PretrainedOperator
 
 
-def load(name_or_path: str | Path, device: str | torch.device = "cpu") -> PretrainedOperator:
-    """A zoo model by name (or a pretrained folder by path), verified, on ``device``, in eval mode."""
-    return PretrainedOperator.from_pretrained(name_or_path, device=device)
+def load(
+    name: str | None = None, *, path: str | Path | None = None, device: str | torch.device = "cpu"
+) -> PretrainedOperator:
+    """A zoo model by ``name`` (verified against the manifest) or a local folder by ``path=`` (unverified).
+
+    Exactly one of ``name`` and ``path`` is given; the model is on ``device``, in eval mode. See
+    :meth:`PretrainedOperator.from_pretrained`.
+    """
+    return PretrainedOperator.from_pretrained(name, path=path, device=device)
 
 
 __all__ = ["IntegrityError", "PretrainedOperator", "ZooEntry", "list", "load", "zoo_root"]

@@ -31,8 +31,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     build.add_argument("--out", help="folder of models (default: the zoo)")
     build.add_argument("--n-test", type=int, default=20, help="fresh test trajectories for the card")
-    verify = sub.add_parser("verify", help="check every weight file against the manifest and load it")
-    verify.add_argument("names", nargs="*")
+    verify = sub.add_parser(
+        "verify", help="check zoo entries' config and weights against the manifest and load them"
+    )
+    verify.add_argument("names", nargs="*", help="zoo names (default: every entry of the manifest)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -64,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
 
             for name in args.names or sorted(read_manifest()["models"]):
                 PretrainedOperator.from_pretrained(name)
-                print(f"{name}: ok")
+                print(f"{name}: ok (verified against {zoo_root() / 'manifest.json'})")
     except SciMLError as err:
         logger.error("%s", err)
         return 2

@@ -23,7 +23,7 @@ from sciml.training.config import RunConfig, load_config
 from sciml.training.data import build_data, resolve_data_path
 from sciml.zoo.card import render_card
 from sciml.zoo.evaluation import as_tensor_stats, evaluate_pretrained
-from sciml.zoo.files import FORMAT_VERSION
+from sciml.zoo.files import FORMAT_VERSION, read_json
 from sciml.zoo.hub import register, zoo_root
 from sciml.zoo.pretrained import PretrainedOperator
 
@@ -148,7 +148,10 @@ def export_run(
     model = pretrained_from_run(run_dir, name, description, checkpoint, n_test, test_seed, command)
     old_config = root / name / "config.json"
     if old_config.exists() and command is None:  # re-export: keep the command that trained it
-        model.config["training"]["command"] = json.loads(old_config.read_text())["training"]["command"]
+        old_training = read_json(old_config).get("training")
+        old_command = old_training.get("command") if isinstance(old_training, dict) else None
+        if isinstance(old_command, str):
+            model.config["training"]["command"] = old_command
     if "recipe" in model.config["dataset"]:
         model.config["metrics"] = evaluate_pretrained(model, progress=progress)
     else:

@@ -11,15 +11,22 @@ A pretrained model is a folder::
 The zoo (``models/`` at the top of the repository) holds such folders and ``manifest.json``, the SHA-256
 of every weight and config file. Everything is written to a temporary name and renamed, so an interrupted
 export never leaves a half-written model behind.
+
+``config.json`` is checked before anything it describes is used (:func:`read_model_config`): every key a
+loader needs has the expected type and shape, and a file it names (``weights.file``) must stay inside the
+model's folder: absolute paths, ``..`` and symlinks that lead out are refused before the file is opened.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
+import re
 import shutil
-from pathlib import Path
+import uuid
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 from sciml.errors import DataFormatError
@@ -30,6 +37,7 @@ CONFIG = "config.json"
 CARD = "README.md"
 MANIFEST = "manifest.json"
 REQUIRED_KEYS = ("format_version", "name", "model", "context", "normalization", "task", "weights")
+SHA256_PATTERN = re.compile(r"[0-9a-f]{64}")
 
 
 class IntegrityError(DataFormatError):
@@ -73,8 +81,103 @@ def read_json(path: Path) -> dict[str, Any]:
     return value
 
 
+def _shown(value: Any, limit: int = 160) -> str:
+    """``repr(value)``, cut to ``limit`` characters so a message stays one short line."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _malformed(path: Path, key: str, expected: str, value: Any) -> DataFormatError:
+    return DataFormatError(
+        path, "malformed pretrained-model config", key=key, expected=expected, found=_shown(value)
+    )
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def confined_file(folder: Path, name: Any, recorded_in: Path, key: str) -> Path:
+    """``folder/name`` resolved, refused unless it stays inside ``folder`` (checked before it is opened).
+
+    ``name`` comes from a file (``recorded_in``, at ``key``): an absolute path, a ``..`` component, or a
+    path that leaves ``folder`` once symlinks are resolved raises :class:`DataFormatError` naming them.
+    """
+    expected = f"a file name inside {folder}"
+    if not isinstance(name, str) or not name.strip() or "\x00" in name:
+        raise _malformed(recorded_in, key, expected, name)
+    for pure in (PurePosixPath(name), PureWindowsPath(name)):
+        if pure.is_absolute() or pure.drive or pure.root or ".." in pure.parts:
+            raise DataFormatError(
+                recorded_in,
+                "refusing a file outside the model folder",
+                key=key,
+                expected=expected,
+                found=_shown(name),
+            )
+    resolved = (folder / name).resolve()
+    if resolved == folder.resolve():
+        raise _malformed(recorded_in, key, expected, name)
+    if not resolved.is_relative_to(folder.resolve()):
+        raise DataFormatError(
+            recorded_in,
+            f"refusing a file outside the model folder (it resolves to {resolved})",
+            key=key,
+            expected=expected,
+            found=_shown(name),
+        )
+    return resolved
+
+
+def _check_numbers(path: Path, key: str, value: Any, length: int, what: str, positive: bool) -> None:
+    sign = "positive " if positive else ""
+    expected = f"a list of {length} finite {sign}numbers (one per {what} channel)"
+    ok = isinstance(value, list) and len(value) == length and all(_is_number(v) for v in value)
+    if not ok or (positive and min(value) <= 0):
+        raise _malformed(path, key, expected, value)
+
+
+def check_model_config(config: dict[str, Any], path: Path) -> None:
+    """Raise :class:`DataFormatError` (naming ``path`` and the key) unless ``config`` is loadable.
+
+    Checks the types and shapes of what a loader uses: ``model`` (name, kwargs object), ``context``
+    (channel counts, grid), ``normalization`` (one finite number per channel, positive stds), ``task``
+    and ``weights`` (a file inside the folder, a SHA-256).
+    """
+    for key in ("model", "context", "normalization", "task", "weights"):
+        if not isinstance(config[key], dict):
+            raise _malformed(path, key, "a JSON object", config[key])
+    model, context, weights = config["model"], config["context"], config["weights"]
+    if not isinstance(model.get("name"), str):
+        raise _malformed(path, "model.name", "a registry model name (a string)", model.get("name"))
+    kwargs = model.get("kwargs", {})
+    if not isinstance(kwargs, dict):
+        raise _malformed(path, "model.kwargs", "an object of model arguments", kwargs)
+    for key in ("in_channels", "out_channels"):
+        if not _is_count(context.get(key)):
+            raise _malformed(path, f"context.{key}", "a positive integer", context.get(key))
+    grid = context.get("grid_shape")
+    if not isinstance(grid, list) or not grid or not all(_is_count(n) for n in grid):
+        raise _malformed(path, "context.grid_shape", "a list of positive integers", grid)
+    channels = {"x": (context["in_channels"], "input"), "y": (context["out_channels"], "output")}
+    for side, (length, what) in channels.items():
+        for stat in ("mean", "std"):
+            key = f"{side}_{stat}"
+            value = config["normalization"].get(key)
+            _check_numbers(path, f"normalization.{key}", value, length, what, positive=stat == "std")
+    if not isinstance(config["task"].get("mode"), str):
+        raise _malformed(path, "task.mode", "a task mode (a string)", config["task"].get("mode"))
+    if not isinstance(weights.get("sha256"), str) or not SHA256_PATTERN.fullmatch(weights["sha256"]):
+        raise _malformed(path, "weights.sha256", "64 lowercase hex digits", weights.get("sha256"))
+    confined_file(path.parent, weights.get("file", WEIGHTS), path, "weights.file")
+
+
 def read_model_config(folder: Path) -> dict[str, Any]:
-    """``folder/config.json``, checked for the keys and format version a loader needs."""
+    """``folder/config.json``, checked for the keys, format version and values a loader needs."""
     path = folder / CONFIG
     config = read_json(path)
     missing = [key for key in REQUIRED_KEYS if key not in config]
@@ -86,23 +189,31 @@ def read_model_config(folder: Path) -> dict[str, Any]:
             "unsupported pretrained-model format version",
             key="format_version",
             expected=FORMAT_VERSION,
-            found=config["format_version"],
+            found=_shown(config["format_version"]),
         )
+    check_model_config(config, path)
     return config
 
 
+def weights_file(folder: Path, config: dict[str, Any]) -> Path:
+    """The weights file named by a checked ``config.json`` of ``folder``, confined to ``folder``."""
+    return confined_file(folder, config["weights"].get("file", WEIGHTS), folder / CONFIG, "weights.file")
+
+
 def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
-    """Write indented JSON through a temporary file and a rename."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2) + "\n")
-    tmp.replace(path)
+    """Write indented JSON through a temporary file of a unique name and a rename."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+    try:
+        tmp.write_text(json.dumps(payload, indent=2) + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def replace_folder(staging: Path, target: Path) -> None:
     """Move a fully written ``staging`` folder to ``target``, replacing an older one only at the end."""
-    old = target.with_name(f".{target.name}.old")
-    if old.exists():
-        shutil.rmtree(old)
+    old = target.with_name(f".{target.name}.old.{uuid.uuid4().hex[:12]}")
     if target.exists():
         os.replace(target, old)
     os.replace(staging, target)

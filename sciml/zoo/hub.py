@@ -1,7 +1,9 @@
 """Where the zoo lives and what it holds: ``models/`` and its ``manifest.json``.
 
 The zoo folder is ``$SCIML_ZOO`` when set, else ``models/`` at the top of the sciml checkout. Nothing is
-ever downloaded: a name resolves to a folder on disk or fails with the list of names that exist.
+ever downloaded. A name (``"fno_ns64"``) resolves only to an entry of the zoo's manifest, inside the zoo
+folder, never to a folder of the current directory; a string that is a path is refused as a name (a local
+folder is loaded explicitly, with ``path=``, and reported as unverified).
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ from sciml.errors import ConfigError, DataFormatError
 from sciml.zoo.files import (
     CONFIG,
     MANIFEST,
-    WEIGHTS,
+    SHA256_PATTERN,
     read_json,
     read_model_config,
     sha256_file,
+    weights_file,
     write_json_atomic,
 )
 
@@ -77,33 +80,63 @@ def list_models(root: Path | None = None) -> list[ZooEntry]:
     return entries
 
 
-def resolve(name_or_path: str | Path) -> tuple[Path, dict[str, Any] | None]:
-    """The folder of a zoo name or a local path, and the zoo manifest entry (``None`` for local folders)."""
-    candidate = Path(name_or_path)
-    if candidate.is_dir() and (candidate / CONFIG).exists():
-        return candidate, None
-    name = str(name_or_path)
+def looks_like_path(name: str) -> bool:
+    """Whether ``name`` is a path (has a separator, is ``.``/``..`` or starts with ``~``), not a zoo name."""
+    return "/" in name or "\\" in name or name in (".", "..") or name.startswith("~")
+
+
+def resolve_name(name: str) -> tuple[Path, dict[str, Any]]:
+    """The folder of the zoo entry ``name`` and its manifest entry (with the SHA-256s to check).
+
+    Only names listed in the manifest resolve, to ``zoo_root() / name``; the current directory is never
+    looked at. A path given as a name raises :class:`ConfigError` pointing to ``path=``.
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigError(
+            f"a zoo name must be a non-empty string, got {type(name).__name__} {str(name)!r}; "
+            "to load a local folder pass it explicitly as path= (it is reported as unverified)"
+        )
+    if looks_like_path(name):
+        raise ConfigError(
+            f"{name!r} is a path, not a zoo name (a plain name such as 'fno_ns64'); to load a local folder "
+            f"pass it explicitly: sciml.zoo.load(path={name!r}) (it is reported as unverified)"
+        )
     root = zoo_root()
     models = read_manifest(root)["models"]
-    if name in models:
-        return root / name, models[name]
-    if candidate.exists() or os.sep in name:
-        raise DataFormatError(candidate, "not a pretrained-model folder", expected=f"a folder with {CONFIG}")
-    if not models:
-        raise ConfigError(f"no pretrained model named {name!r}: the zoo at {root} is empty")
-    raise ConfigError(f"no pretrained model named {name!r} in the zoo at {root}; {nearest(name, models)}")
+    if name not in models:
+        where = f"the zoo at {root}"
+        hint = "; a local folder loads with path=" if Path(name).is_dir() else ""
+        if not models:
+            raise ConfigError(f"no pretrained model named {name!r}: {where} is empty{hint}")
+        raise ConfigError(f"no pretrained model named {name!r} in {where}; {nearest(name, models)}{hint}")
+    entry = models[name]
+    manifest = root / MANIFEST
+    for key in ("sha256", "config_sha256"):
+        value = entry.get(key) if isinstance(entry, dict) else None
+        if not isinstance(value, str) or not SHA256_PATTERN.fullmatch(value):
+            raise DataFormatError(
+                manifest,
+                "zoo entry without a valid checksum",
+                key=f"models.{name}.{key}",
+                expected="64 lowercase hex digits",
+                found=repr(value)[:80],
+            )
+    folder = root / name
+    if not folder.resolve().is_relative_to(root.resolve()):
+        raise DataFormatError(folder, f"zoo entry {name!r} leaves the zoo folder {root}")
+    return folder, entry
 
 
 def register(folder: Path, root: Path | None = None) -> dict[str, Any]:
     """Add (or refresh) a model folder in the zoo manifest with the SHA-256 of its weights and config."""
     root = root or zoo_root()
     config = read_model_config(folder)
-    weights = folder / config["weights"].get("file", WEIGHTS)
+    weights = weights_file(folder, config)
     metrics = config.get("metrics", {})
     entry = {
         "family": config["model"]["name"],
         "description": config.get("description", ""),
-        "weights": f"{folder.name}/{weights.name}",
+        "weights": f"{folder.name}/{weights.relative_to(folder.resolve()).as_posix()}",
         "sha256": sha256_file(weights),
         "config_sha256": sha256_file(folder / CONFIG),
         "bytes": weights.stat().st_size,

@@ -1,16 +1,20 @@
 """A trained operator with everything needed to use it: weights, normalization, task and data recipe.
 
-``PretrainedOperator.from_pretrained(name_or_path)`` in the style of Hugging Face models: a name looks the
-model up in the zoo (``models/``), a path loads any folder in the same format (see :mod:`sciml.zoo.files`).
-``save_pretrained(folder)`` writes that format. The weights are safetensors (no pickle); their SHA-256 is
-checked before anything is read, against the folder's ``config.json`` and, for zoo models, the zoo's
-``manifest.json``.
+``PretrainedOperator.from_pretrained(name)`` in the style of Hugging Face models looks the model up in the
+zoo (``models/`` or ``$SCIML_ZOO``) and only there: the name must be in the zoo's ``manifest.json``, and
+both ``config.json`` and the weights must match the SHA-256s recorded there (``model.verified`` is True).
+A local folder in the same format (see :mod:`sciml.zoo.files`) loads only when asked for explicitly,
+``from_pretrained(path=FOLDER)``: its weights are checked against its own ``config.json`` (consistency,
+not provenance), and it is reported as unverified (a logged warning, ``model.verified`` is False).
+``save_pretrained(folder)`` writes the format. The weights are safetensors (no pickle) and are read only
+after these checks.
 """
 
 from __future__ import annotations
 
 import copy
 import logging
+import os
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -31,11 +35,13 @@ from sciml.zoo.files import (
     CARD,
     CONFIG,
     FORMAT_VERSION,
+    MANIFEST,
     WEIGHTS,
     read_model_config,
     replace_folder,
     sha256_file,
     verify_sha256,
+    weights_file,
     write_json_atomic,
 )
 
@@ -61,19 +67,57 @@ def _context(config: dict[str, Any], path: Path) -> ModelContext:
         raise DataFormatError(path, f"malformed model context ({err})", key="context") from None
 
 
+def _build(config: dict[str, Any], path: Path) -> nn.Module:
+    """The registry model described by a checked ``config.json`` at ``path`` (untrained)."""
+    try:
+        return build_model(config["model"]["name"], config["model"].get("kwargs"), _context(config, path))
+    except ConfigError as err:
+        raise DataFormatError(path, f"cannot build the model it describes ({err})", key="model") from None
+
+
+def _load_weights(model: nn.Module, state: dict[str, torch.Tensor], weights: Path, config: Path) -> None:
+    """Load ``state`` into ``model``, or one :class:`DataFormatError` saying how the two differ."""
+    expected = {k: v for k, v in model.state_dict().items() if torch.is_tensor(v)}  # as save_pretrained
+    problems = []
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    reshaped = [k for k in expected if k in state and expected[k].shape != state[k].shape]
+    if missing:
+        problems.append(f"{len(missing)} tensors missing (e.g. {missing[0]!r})")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]!r})")
+    if reshaped:
+        k = reshaped[0]
+        problems.append(
+            f"{len(reshaped)} of another shape (e.g. {k!r}: {list(state[k].shape)} in the file, "
+            f"{list(expected[k].shape)} in the model)"
+        )
+    try:
+        if not problems:
+            model.load_state_dict(state)
+    except RuntimeError as err:
+        problems.append(" ".join(str(err).split())[:200])
+    if problems:
+        details = "; ".join(problems)
+        raise DataFormatError(weights, f"weights do not fit the model described in {config}: {details}")
+
+
 class PretrainedOperator(nn.Module):
     """A registry model wrapped with its normalization: physical ``x [B, C_in, *grid]`` -> physical ``y``.
 
     Attributes:
         config: the parsed ``config.json`` (registry name and arguments, task, recipe, card metrics).
         operator: the :class:`~sciml.models.wrappers.Normalized` module that does the work.
+        verified: True when loaded by zoo name with ``config.json`` and weights matching the zoo manifest;
+            False for a local folder (``path=``) or a model built in memory.
     """
 
-    def __init__(self, model: nn.Module, config: dict[str, Any]) -> None:
+    def __init__(self, model: nn.Module, config: dict[str, Any], verified: bool = False) -> None:
         super().__init__()
         norm = config["normalization"]
         self.operator = Normalized(model, norm["x_mean"], norm["x_std"], norm["y_mean"], norm["y_std"])
         self.config = config
+        self.verified = verified
 
     @property
     def name(self) -> str:
@@ -123,40 +167,64 @@ class PretrainedOperator(nn.Module):
 
     @classmethod
     def from_pretrained(
-        cls, name_or_path: str | Path, device: str | torch.device = "cpu", verify: bool = True
+        cls,
+        name: str | None = None,
+        *,
+        path: str | Path | None = None,
+        device: str | torch.device = "cpu",
     ) -> PretrainedOperator:
-        """Load a zoo model by name, or any folder in the pretrained format by path.
+        """Load a zoo model by ``name``, or a local pretrained folder given explicitly as ``path=``.
 
-        The weights' SHA-256 is checked against ``config.json`` (and the zoo manifest for zoo names)
-        before they are read; a mismatch raises :class:`~sciml.zoo.files.IntegrityError`.
+        A name resolves only inside the zoo (:func:`~sciml.zoo.hub.zoo_root`) and only if the manifest lists
+        it; ``config.json`` and the weights must match the manifest's SHA-256s (``verified`` is True). A
+        string that is a path is refused as a name (:class:`ConfigError`). A ``path=`` folder is checked
+        for consistency only, its weights against its own ``config.json``, and is reported as unverified
+        (a logged warning; ``verified`` is False). Every check runs before the weights are read; a hash
+        mismatch raises :class:`~sciml.zoo.files.IntegrityError`, a malformed config a
+        :class:`DataFormatError` naming ``config.json`` and the key.
         """
-        from sciml.zoo.hub import resolve
+        from sciml.zoo.hub import resolve_name
 
-        folder, manifest_entry = resolve(name_or_path)
-        config = read_model_config(folder)
-        weights = folder / config["weights"].get("file", WEIGHTS)
-        if verify:
-            if manifest_entry is not None:
-                verify_sha256(weights, manifest_entry["sha256"], "the zoo manifest")
-                if "config_sha256" in manifest_entry:
-                    verify_sha256(folder / CONFIG, manifest_entry["config_sha256"], "the zoo manifest")
-            verify_sha256(weights, config["weights"]["sha256"], str(folder / CONFIG))
+        if (name is None) == (path is None):
+            raise ConfigError(
+                "from_pretrained: pass exactly one of a zoo name (from_pretrained('fno_ns64')) or a local "
+                "folder (from_pretrained(path=FOLDER))"
+            )
+        if name is not None:
+            folder, entry = resolve_name(name)
+            manifest = str(folder.parent / MANIFEST)
+            verify_sha256(folder / CONFIG, entry["config_sha256"], manifest)
+            config = read_model_config(folder)
+            weights = weights_file(folder, config)
+            verify_sha256(weights, entry["sha256"], manifest)
+        else:
+            if not isinstance(path, str | os.PathLike):
+                raise ConfigError(f"from_pretrained: path= must be a folder path, got {type(path).__name__}")
+            folder = Path(path)
+            if not (folder / CONFIG).is_file():
+                raise DataFormatError(
+                    folder, "not a pretrained-model folder", expected=f"a folder with {CONFIG}"
+                )
+            config = read_model_config(folder)
+            weights = weights_file(folder, config)
+        verify_sha256(weights, config["weights"]["sha256"], str(folder / CONFIG))
         try:
             state = load_file(str(weights), device=str(device))
         except (SafetensorError, OSError) as err:
             raise DataFormatError(weights, f"not a readable safetensors file ({err})") from None
-        model = build_model(
-            config["model"]["name"], config["model"].get("kwargs", {}), _context(config, folder)
-        )
-        try:
-            model.load_state_dict(state)
-        except RuntimeError as err:
-            raise DataFormatError(
-                weights, f"weights do not fit the model described in {folder / CONFIG} ({err})"
-            ) from None
-        operator = cls(model, config).to(device)
+        model = _build(config, folder / CONFIG)
+        _load_weights(model, state, weights, folder / CONFIG)
+        operator = cls(model, config, verified=name is not None).to(device)
         operator.eval()
-        logger.info("loaded %s (%s, %s) from %s", config["name"], config["model"]["name"], device, folder)
+        if operator.verified:
+            logger.info("loaded %s (%s, %s) from the zoo: %s", name, operator.family, device, folder)
+        else:
+            logger.warning(
+                "%s: loaded from a local folder, UNVERIFIED: its weights match its own %s, but no zoo "
+                "manifest vouches for either",
+                folder,
+                CONFIG,
+            )
         return operator
 
     def save_pretrained(self, folder: str | Path, card: str | Callable[[dict], str] | None = None) -> Path:

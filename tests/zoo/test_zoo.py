@@ -1,4 +1,4 @@
-"""The model zoo: export from a run, offline load by name or path, checksums, card reproduction.
+"""The model zoo: export from a run, offline load by name or by path=, checksums, card reproduction.
 
 A tiny run (16^2 recipe, two epochs) is exported into a temporary zoo; the last test checks every entry
 shipped in ``models/`` at reduced size (first two fresh test trajectories against the card).
@@ -94,7 +94,8 @@ def test_loaded_model_equals_the_trained_one(zoo):
     x = torch.randn(3, 2, 16, 16)
     with torch.no_grad():
         torch.testing.assert_close(loaded(x), reference(x), rtol=0, atol=0)
-    by_path = sciml.zoo.PretrainedOperator.from_pretrained(zoo / "zoo" / "tiny_fno")
+    by_path = sciml.zoo.PretrainedOperator.from_pretrained(path=zoo / "zoo" / "tiny_fno")
+    assert loaded.verified and not by_path.verified
     with torch.no_grad():
         torch.testing.assert_close(by_path(x), loaded(x), rtol=0, atol=0)
     # complex spectral weights went through safetensors as complex tensors
@@ -110,7 +111,7 @@ def test_loaded_model_equals_the_trained_one(zoo):
 def test_save_pretrained_round_trips_to_any_folder(zoo, tmp_path):
     model = sciml.zoo.load("tiny_fno")
     folder = model.save_pretrained(tmp_path / "copy")
-    again = sciml.zoo.PretrainedOperator.from_pretrained(folder)
+    again = sciml.zoo.PretrainedOperator.from_pretrained(path=folder)
     assert again.config["weights"]["sha256"] == model.config["weights"]["sha256"]
     assert not list(tmp_path.glob(".copy*"))  # no staging folder left behind
 
@@ -126,7 +127,7 @@ def test_tampered_weights_are_refused(zoo, tmp_path, damage):
         data = data[: len(data) // 2]
     weights.write_bytes(bytes(data))
     with pytest.raises(IntegrityError, match="SHA-256") as err:
-        sciml.zoo.load(folder)
+        sciml.zoo.load(path=folder)
     assert "model.safetensors" in str(err.value)
 
 
@@ -147,13 +148,16 @@ def test_unknown_names_and_folders_get_clear_errors(zoo, tmp_path):
     with pytest.raises(ConfigError, match="tiny_fno"):
         sciml.zoo.load("tiny_fn")
     with pytest.raises(DataFormatError, match=r"config\.json"):
-        sciml.zoo.load(tmp_path)
+        sciml.zoo.load(path=tmp_path)
+    with pytest.raises(ConfigError, match="path="):
+        sciml.zoo.load(str(tmp_path))
 
 
 def test_card_metrics_reproduce_and_a_wrong_card_is_caught(zoo, capsys):
     assert evaluate_main(["zoo:tiny_fno"]) == 0
     assert evaluate_main(["zoo:tiny_fno", "--n-test", "2"]) == 0
     assert "reproduced" in capsys.readouterr().out
+    assert evaluate_main([f"pretrained:{zoo / 'zoo' / 'tiny_fno'}", "--n-test", "2"]) == 0
     model = sciml.zoo.load("tiny_fno")
     measured = evaluate_pretrained(model, n_trajectories=2, progress=False)
     card = json.loads(json.dumps(model.metrics))
