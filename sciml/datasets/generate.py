@@ -1,8 +1,14 @@
 """Generate a Navier-Stokes dataset from a recipe with the built-in pseudo-spectral solver.
 
 Trajectories are solved in batches (with a progress bar) and streamed into one file, in The Well's HDF5
-schema (default) or FNO's MATLAB v7.3 layout. The file is written under a temporary name and renamed
-only when complete.
+schema (default) or FNO's MATLAB v7.3 layout. The file is written under a temporary name of its own and
+renamed only when complete, while holding a lock on the output, so that processes generating the same
+output take turns and readers only ever see complete files.
+
+Reproducibility: a recipe fixes the data up to floating-point round-off, not bit for bit. Regenerating
+it with another number of threads (``OMP_NUM_THREADS``), another torch version, device or machine gives
+values equal to about 1e-7 relative in float32 (FFT and reduction orders differ). Each file records
+the recipe and these settings (attribute ``generation``, see :func:`generation_settings`).
 """
 
 from __future__ import annotations
@@ -11,14 +17,18 @@ import functools
 import hashlib
 import logging
 import os
+import platform
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+import sciml
 from sciml.config import to_dict
 from sciml.datasets.recipes import Recipe
+from sciml.datasets.writers.base import output_lock, remove_stale_temporaries
 from sciml.errors import ConfigError
 from sciml.solvers.navier_stokes import NavierStokes2D, gaussian_random_field
 
@@ -38,11 +48,39 @@ def default_cache_dir() -> Path:
 
 
 def default_output_path(recipe: Recipe, file_format: str = "well", first_index: int = 0) -> Path:
-    """The cache file name of a recipe (its name, seed, size and a hash of its content)."""
+    """The cache file name of a recipe (its name, seed, size and a hash of its content).
+
+    The key holds only what determines the data: the recipe (and the first trajectory index). It does not
+    hold the thread count, torch version or device: these change the data only to round-off (about 1e-7
+    relative in float32), so a key per setting would regenerate the same data needlessly. The settings a
+    file was generated with are recorded inside it instead (:func:`generation_settings`).
+    """
     digest = hashlib.sha256(recipe.to_yaml().encode()).hexdigest()[:8]
     start = f"_from{first_index}" if first_index else ""
     stem = f"{recipe.name}_n{recipe.n_trajectories}{start}_seed{recipe.seed}_{digest}"
     return default_cache_dir() / f"{stem}{FORMATS[file_format]}"
+
+
+def generation_settings(device: torch.device, dtype: torch.dtype, first_index: int = 0) -> dict[str, Any]:
+    """What the generated values depend on besides the recipe (to round-off), stored in every file.
+
+    Keys: ``sciml_version``, ``torch_version``, ``numpy_version``, ``python_version``, ``platform``,
+    ``torch_num_threads``, ``OMP_NUM_THREADS`` (``None`` when unset), ``device``, ``device_name``,
+    ``dtype`` (of the solve; stored frames are float32) and ``first_index``.
+    """
+    return {
+        "sciml_version": sciml.__version__,
+        "torch_version": torch.__version__,
+        "numpy_version": np.__version__,
+        "python_version": platform.python_version(),
+        "platform": platform.platform(),
+        "torch_num_threads": torch.get_num_threads(),
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.machine(),
+        "dtype": str(dtype).removeprefix("torch."),
+        "first_index": int(first_index),
+    }
 
 
 def trajectory_seed(seed: int, index: int) -> int:
@@ -113,8 +151,14 @@ def generate(
     seed: int | None = None,
     first_index: int = 0,
     progress: bool = True,
+    reuse_existing: bool = False,
 ) -> Path:
     """Run the recipe and write the dataset file; returns its path.
+
+    Safe to run in several processes at once on one output: each writes a temporary file of its own and
+    publishes it by an atomic rename while holding ``<output>.lock``, so the others wait and every
+    reader sees a complete file. The file records the recipe and :func:`generation_settings`; data
+    regenerated elsewhere equal it to round-off (about 1e-7 relative in float32), not bit for bit.
 
     Args:
         recipe: what to generate.
@@ -126,6 +170,8 @@ def generate(
         first_index: the file holds trajectories ``first_index ...`` of the recipe (each trajectory depends
             only on the seed and its index, so a subset can be regenerated alone).
         progress: show a tqdm progress bar.
+        reuse_existing: when the output exists once the lock is held (e.g. another process finished it
+            while this one waited), return it without solving again. Otherwise it is replaced.
     """
     if file_format not in FORMATS:
         raise ConfigError(f"unknown output format {file_format!r}; expected one of {sorted(FORMATS)}")
@@ -138,7 +184,21 @@ def generate(
             }
         )
     path = Path(out) if out is not None else default_output_path(recipe, file_format, first_index)
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = _solver_device(device)
+    with output_lock(path):
+        if reuse_existing and path.exists():
+            logger.info("%s exists (written by another process meanwhile); using it", path)
+            return path
+        remove_stale_temporaries(path)
+        _solve_and_write(recipe, path, file_format, device, first_index, progress)
+    logger.info("wrote %s", path)
+    return path
+
+
+def _solve_and_write(
+    recipe: Recipe, path: Path, file_format: str, device: torch.device, first_index: int, progress: bool
+) -> None:
+    """Solve the recipe's trajectories batch by batch and stream them into ``path`` (atomically)."""
     dtype = torch.float64 if recipe.dtype == "float64" else torch.float32
     solver = make_solver(recipe)
     o = recipe.output
@@ -154,6 +214,7 @@ def generate(
         "solver_resolution": recipe.solver.resolution,
         "dt": recipe.solver.dt,
         "drag": solver.drag,
+        "generation": generation_settings(device, dtype, first_index),
     }
     steps_per_trajectory = round((o.warmup + o.t_final) / solver.dt)
     bar = tqdm(
@@ -195,8 +256,21 @@ def generate(
             )
             writer.write(start, w.float().cpu().numpy(), velocity.float().cpu().numpy())
     bar.close()
-    logger.info("wrote %s", path)
-    return path
+
+
+def _solver_device(device: str | torch.device | None) -> torch.device:
+    """The device to solve on (default: CUDA when available); a :class:`ConfigError` when unusable."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ConfigError(
+            f"device {device!r} is no torch device; expected e.g. 'cpu', 'cuda', 'cuda:1'"
+        ) from err
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r}: CUDA is not available here; expected 'cpu'")
+    return resolved
 
 
 def _writer_class(file_format: str) -> type:

@@ -17,6 +17,7 @@ Example (``datasets/ns_quick.yaml``)::
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,9 @@ class OutputSection:
     warmup: float = 0.0
 
 
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
 @dataclass
 class Recipe:
     """A generated dataset: solver, initial conditions, recorded frames, size and seed."""
@@ -75,6 +79,12 @@ class Recipe:
     description: str = ""
 
     def __post_init__(self) -> None:
+        # the name becomes a cache file name: no path separators, no "..", no hidden files
+        if not isinstance(self.name, str) or not _SAFE_NAME.fullmatch(self.name):
+            raise ConfigError(
+                f"recipe name {self.name!r} is not a plain file name: expected letters, digits, '.', '_' "
+                "or '-', starting with a letter or digit"
+            )
         if self.n_trajectories < 1:
             raise ConfigError(f"recipe {self.name}: n_trajectories must be >= 1, got {self.n_trajectories}")
         if self.batch_size < 1:

@@ -65,7 +65,7 @@ def resolve_data_path(cfg: DataConfig, base_dir: Path | None = None, generate_mi
     path = default_output_path(recipe)
     if not path.exists() and generate_missing:
         logger.info("generating %s into the cache (%s)", recipe.name, path)
-        generate(recipe, path)
+        generate(recipe, path, reuse_existing=True)
     return path
 
 

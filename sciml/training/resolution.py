@@ -86,7 +86,7 @@ def test_set_at_resolution(config: Any, data: Any, resolution: int) -> tuple[Dat
             logger.info(
                 "solving the %d test trajectories again at %d^2 (zero-shot)", len(test_indices), resolution
             )
-            generate(finer, path, n_trajectories=len(test_indices), first_index=first)
+            generate(finer, path, n_trajectories=len(test_indices), first_index=first, reuse_existing=True)
         source = sd.open(path)
         return trajectory_samples(source, config.data), (
             f"test trajectories solved again at {solver_resolution}^2, stored at {resolution}^2"
@@ -94,7 +94,7 @@ def test_set_at_resolution(config: Any, data: Any, resolution: int) -> tuple[Dat
     path = default_output_path(finer)
     if not path.exists():
         logger.info("solving the recipe again at %d^2 for the zero-shot evaluation", resolution)
-        generate(finer, path)
+        generate(finer, path, reuse_existing=True)
     data_config = copy.deepcopy(config.data)
     data_config.recipe, data_config.path = None, str(path)
     other = build_data(data_config, path=path)

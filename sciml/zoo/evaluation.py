@@ -64,7 +64,7 @@ def evaluate_pretrained(
         logger.info(
             "generating %d test trajectories of %s (seed %d)", recipe.n_trajectories, recipe.name, recipe.seed
         )
-        generate(recipe, path, device=generate_device, progress=progress)
+        generate(recipe, path, device=generate_device, progress=progress, reuse_existing=True)
     source = sd.open(path)
     try:
         samples = test_samples(config, source)

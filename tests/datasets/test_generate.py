@@ -8,6 +8,7 @@ import sciml.datasets as sd
 from sciml.datasets.__main__ import main as datasets_cli
 from sciml.datasets.generate import downsample, generate, initial_conditions, make_solver
 from sciml.datasets.recipes import Recipe
+from sciml.errors import ConfigError
 
 
 def tiny_recipe(**changes) -> Recipe:
@@ -113,3 +114,12 @@ def test_cli_generate_and_info(tmp_path, capsys):
     assert datasets_cli(["info", str(out)]) == 0
     assert '"the_well"' in capsys.readouterr().out
     assert datasets_cli(["info", str(tmp_path / "missing.h5")]) == 2
+
+
+def test_unusable_device_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="gpu0"):
+        generate(tiny_recipe(), tmp_path / "d.hdf5", progress=False, device="gpu0")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="CUDA is not available"):
+            generate(tiny_recipe(), tmp_path / "d.hdf5", progress=False, device="cuda")
+    assert list(tmp_path.iterdir()) == []

@@ -1,21 +1,44 @@
-"""Streaming, atomic writers of trajectory files.
+"""Streaming, atomic writers of trajectory files, and the lock that serializes writers of one output.
 
 A writer is created with the full shape of what it will hold, receives trajectories in batches
 (``write(start, vorticity, velocity)``), and only on a clean ``close()`` renames its temporary file to the
 final name. Leaving the ``with`` block by an exception deletes the temporary file, so an interrupted
 generation never leaves a file that looks finished.
+
+Every writer has its own temporary name (``.<name>.<host>-<pid>-<random>.partial`` next to the
+output), so two writers of one output never touch each other's file: each publishes a complete file by
+an atomic rename and the last to finish wins. :func:`output_lock` lets processes take turns instead, so
+that the second one can find the first one's file and use it rather than compute it again.
 """
 
 from __future__ import annotations
 
 import abc
+import contextlib
+import errno
+import glob
+import logging
 import os
+import re
+import secrets
+import socket
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from sciml.errors import DataFormatError
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: writers still never clash, but processes do not take turns
+    fcntl = None  # type: ignore[assignment]
+
+logger = logging.getLogger(__name__)
+
+#: ``flock`` errors meaning "this file system cannot lock" (not "someone else holds the lock").
+_NO_LOCKING = {errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EINVAL}
 
 
 def close_hdf5(handle: Any) -> None:
@@ -29,9 +52,107 @@ def close_hdf5(handle: Any) -> None:
         handle.close()
 
 
+def _host() -> str:
+    """This machine's name as it appears in temporary names (keeps pids of hosts sharing a folder apart)."""
+    return re.sub(r"\W", "_", socket.gethostname()) or "host"
+
+
 def temporary_path(path: Path) -> Path:
-    """The name a file is written under until it is complete."""
-    return path.with_name(f".{path.name}.partial")
+    """A fresh name, unique to this writer, that ``path`` is written under until it is complete.
+
+    ``.<name>.<host>-<pid>-<random>.partial``, in the same folder (so that the final rename is atomic).
+    """
+    return path.with_name(f".{path.name}.{_host()}-{os.getpid()}-{secrets.token_hex(4)}.partial")
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True
+
+
+def remove_stale_temporaries(path: Path) -> list[Path]:
+    """Delete the temporary files of ``path`` left by writers that were killed; returns what was deleted.
+
+    Only files written on this host by a process that no longer exists are touched: a live writer's
+    temporary file is never deleted.
+    """
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.{re.escape(_host())}-(\d+)-[0-9a-f]+\.partial")
+    removed = []
+    for candidate in path.parent.glob(f".{glob.escape(path.name)}.*.partial"):
+        match = pattern.fullmatch(candidate.name)
+        if match and not _process_exists(int(match.group(1))):
+            candidate.unlink(missing_ok=True)
+            removed.append(candidate)
+            logger.info("removed %s, left by a writer that no longer runs", candidate)
+    return removed
+
+
+def lock_path(path: Path) -> Path:
+    """The lock file of an output: ``<output>.lock``, present only while a process holds the lock."""
+    return path.with_name(f"{path.name}.lock")
+
+
+def _lock_current_file(lock: Path) -> int | None:
+    """Open and ``flock`` the lock file (waiting for its holder); the descriptor, or ``None`` when the
+    file was deleted or replaced while this process waited (lock the new one then)."""
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            logger.info("waiting for another process writing %s", lock.with_suffix(""))
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        held, current = os.fstat(fd), os.stat(lock)
+    except FileNotFoundError:
+        current = None
+    except BaseException:
+        os.close(fd)
+        raise
+    if current is not None and (held.st_dev, held.st_ino) == (current.st_dev, current.st_ino):
+        return fd
+    os.close(fd)
+    return None
+
+
+@contextlib.contextmanager
+def output_lock(path: str | os.PathLike[str]) -> Iterator[None]:
+    """Hold an exclusive inter-process lock on the output ``path`` (``flock`` on ``<output>.lock``).
+
+    A second process blocks until the first leaves the block. The holder deletes the lock file before it
+    lets go, so none is left behind; a waiter that then holds the lock of the deleted file notices and
+    locks the current one instead. A process killed while holding the lock releases it (the kernel drops
+    the ``flock`` of a dead process) and leaves the lock file, which the next holder reuses and deletes.
+    On a file system without ``flock`` (e.g. Lustre mounted without it) it warns and does not lock:
+    writers then still publish only complete files, but may both compute them. Raises
+    :class:`DataFormatError` when the lock file cannot be created.
+    """
+    path = Path(path)
+    if fcntl is None:
+        yield
+        return
+    lock = lock_path(path)
+    fd = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        while fd is None:
+            fd = _lock_current_file(lock)
+    except OSError as err:
+        if err.errno not in _NO_LOCKING:
+            raise DataFormatError(lock, f"cannot lock the output ({err})") from err
+        logger.warning("%s: the file system has no flock (%s); writing without the lock", lock, err)
+        lock.unlink(missing_ok=True)
+        yield
+        return
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+        os.close(fd)
 
 
 class TrajectoryWriter(abc.ABC):
@@ -68,8 +189,6 @@ class TrajectoryWriter(abc.ABC):
         self.attributes = dict(attributes or {})
         self.written = np.zeros(self.n_trajectories, dtype=bool)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        if self.tmp_path.exists():
-            self.tmp_path.unlink()
         try:
             self._create()
         except BaseException:
@@ -107,13 +226,19 @@ class TrajectoryWriter(abc.ABC):
         self.written[start : start + b] = True
 
     def close(self) -> Path:
-        """Finish the file and move it to its final name; returns that name."""
-        self._flush_and_close()
-        if not self.written.all():
-            missing = int((~self.written).sum())
+        """Finish the file and move it to its final name (atomically); returns that name.
+
+        On any failure the temporary file is deleted and the final name is left as it was.
+        """
+        try:
+            self._flush_and_close()
+            if not self.written.all():
+                missing = int((~self.written).sum())
+                raise DataFormatError(self.path, f"{missing} trajectories were never written; file discarded")
+            os.replace(self.tmp_path, self.path)
+        except BaseException:
             self.abort()
-            raise DataFormatError(self.path, f"{missing} trajectories were never written; file discarded")
-        os.replace(self.tmp_path, self.path)
+            raise
         return self.path
 
     def abort(self) -> None:

@@ -62,8 +62,9 @@ def _matlab_class(dataset: h5py.Dataset, name: str) -> None:
 class FnoMatWriter(TrajectoryWriter):
     """Writes vorticity trajectories as an FNO-style MATLAB v7.3 ``.mat`` file (see the module docstring).
 
-    Written atomically (``.<name>.partial`` renamed on a clean close). ``write()`` takes vorticity
-    ``[b, T, X, Y]``; the velocity argument is checked for shape by the base class and otherwise ignored.
+    Written atomically (a temporary ``.<name>.<pid>.<random>.partial`` renamed on a clean close).
+    ``write()`` takes vorticity ``[b, T, X, Y]``; the velocity argument is checked for shape by the base
+    class and otherwise ignored.
     ``u`` is chunked ``(cT, Y, X, 1)`` on disk (one trajectory per chunk, ``cT`` frames of about 1 MiB), so
     that writing a batch along ``N`` and reading one trajectory back both touch whole chunks only.
     """
@@ -82,7 +83,7 @@ class FnoMatWriter(TrajectoryWriter):
                 found=f"n_trajectories={n}, {n_t} times, grid {self.grid_shape}",
             )
         try:
-            f = h5py.File(self.tmp_path, "w", userblock_size=USERBLOCK_SIZE, libver="earliest")
+            f = h5py.File(self.tmp_path, "x", userblock_size=USERBLOCK_SIZE, libver="earliest")
         except OSError as err:
             raise DataFormatError(self.tmp_path, f"cannot create the file ({err})") from err
         self._file = f

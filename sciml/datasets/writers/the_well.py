@@ -68,10 +68,11 @@ def _attr_value(name: str, value: Any) -> Any:
 class TheWellWriter(TrajectoryWriter):
     """Writes vorticity and velocity trajectories in The Well's HDF5 schema (see the module docstring).
 
-    Written atomically: the data go to ``.<name>.partial`` and are renamed on a clean close. The dataset
-    name is ``attributes["dataset_name"]`` or the file stem. Every entry of ``attributes`` is stored as a
-    root attribute (strings as UTF-8 ``str``, dicts as JSON text, ``None`` skipped); entries named like
-    the schema's own attributes (``grid_type``, ``n_trajectories``, ...) are ignored with a warning.
+    Written atomically: the data go to a temporary file of its own (``.<name>.<pid>.<random>.partial``)
+    and are renamed on a clean close. The dataset name is ``attributes["dataset_name"]`` or the file
+    stem. Every entry of ``attributes`` is stored as a root attribute (strings as UTF-8 ``str``, dicts as
+    JSON text, ``None`` skipped); entries named like the schema's own attributes (``grid_type``,
+    ``n_trajectories``, ...) are ignored with a warning.
     """
 
     _file: h5py.File | None = None
@@ -82,7 +83,7 @@ class TheWellWriter(TrajectoryWriter):
         nx, ny = self.grid_shape
         lx, ly = self.domain_lengths
         try:
-            f = h5py.File(self.tmp_path, "w")
+            f = h5py.File(self.tmp_path, "x")
         except OSError as err:
             raise DataFormatError(self.tmp_path, f"cannot create the file ({err})") from err
         self._file = f
