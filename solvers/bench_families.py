@@ -12,18 +12,19 @@ BENCHMARKS.md.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader
 
+from sciml.bench.record import environment, write_record
 from sciml.bench.render import num, para, provenance, table
-from sciml.benchmarking import environment, write_record
+from sciml.bench.timing import seconds_per_call
 from sciml.train import build_operator, run
 from sciml.training.checkpoint import load_checkpoint
 from sciml.training.config import load_config
@@ -48,12 +49,9 @@ def inference_ms_per_sample(run_dir: Path, config_path: str, overrides: list[str
     model.eval()
     test = data.test if data.test is not None else data.valid
     batch = next(iter(DataLoader(test, batch_size=len(test))))["x"]
-    model(batch)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        model(batch)
-        times.append(time.perf_counter() - start)
+    forward = functools.partial(model, batch)
+    forward()  # warm-up
+    times = [seconds_per_call(forward, batch.device) for _ in range(repeats)]
     return 1e3 * statistics.median(times) / batch.shape[0]
 
 

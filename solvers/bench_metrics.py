@@ -27,35 +27,18 @@ import logging
 import shlex
 import statistics
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
+from sciml.bench.record import bar_chart, environment, write_record
 from sciml.bench.render import num, para, provenance, table
-from sciml.benchmarking import bar_chart, environment, write_record
+from sciml.bench.timing import interleaved_times
 from sciml.metrics import sobolev_error, sobolev_norm
 from sciml.metrics._fourier import sobolev_weights
 
 logger = logging.getLogger("bench_metrics")
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _time(fn: Callable[[], object], device: torch.device, repeats: int) -> float:
-    """Seconds per call of ``fn`` (mean over ``repeats`` calls after a warm-up)."""
-    for _ in range(2):
-        fn()
-    _sync(device)
-    start = time.perf_counter()
-    for _ in range(repeats):
-        fn()
-    _sync(device)
-    return (time.perf_counter() - start) / repeats
 
 
 def run(n: int, batch: int, channels: int, device: torch.device, repeats: int, rounds: int) -> dict:
@@ -89,10 +72,8 @@ def run(n: int, batch: int, channels: int, device: torch.device, repeats: int, r
         "alt_einsum": alt_einsum,
         "alt_square_mv": alt_square_mv,
     }
-    samples: dict[str, list[float]] = {k: [] for k in variants}
-    for _ in range(rounds):
-        for name, fn in variants.items():
-            samples[name].append(_time(fn, device, repeats))
+    # each timing: the mean of `repeats` calls after two untimed ones
+    samples = interleaved_times(variants, rounds, device, repeats=repeats, warmup_each=2)
     ms = {k: statistics.median(v) * 1e3 for k, v in samples.items()}
     best_ms = {k: min(v) * 1e3 for k, v in samples.items()}
 

@@ -35,8 +35,8 @@ from typing import Any
 import torch
 import yaml
 
+from sciml.bench.record import environment, save_figure, write_record_and_plot
 from sciml.bench.render import num, para, provenance, table
-from sciml.benchmarking import environment, write_record_and_plot
 
 logger = logging.getLogger("bench_scaling")
 ROOT = Path(__file__).resolve().parents[1]
@@ -169,12 +169,10 @@ def run_series(
 
 def plot(record: dict[str, Any], path: Path) -> Path:
     """Samples/s against the number of processes per device series, with the ideal linear line."""
-    import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
     for series in record["series"]:
         rows = [
             r for r in series["rows"] if r["threads_per_process"] == series["rows"][0]["threads_per_process"]
@@ -200,9 +198,7 @@ def plot(record: dict[str, Any], path: Path) -> Path:
     ax.set_title("DDP strong scaling (dashed: ideal)")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=100)
 
 
 def markdown(record: dict[str, Any]) -> str:

@@ -27,14 +27,14 @@ from __future__ import annotations
 import argparse
 import logging
 import statistics
-import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from sciml.bench.record import environment, save_figure, write_record_and_plot
 from sciml.bench.render import num, para, provenance, table
-from sciml.benchmarking import environment, write_record_and_plot
+from sciml.bench.timing import seconds_per_call
 from sciml.datasets.generate import downsample, initial_conditions, make_solver
 from sciml.datasets.recipes import Recipe
 from sciml.metrics import energy_spectrum, relative_l2, sobolev_error
@@ -55,11 +55,6 @@ QUICK_RECIPE = {
     "batch_size": 32,
     "seed": 0,
 }
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def task_frames(config: dict[str, Any], recipe: Recipe) -> tuple[list[int], list[int]]:
@@ -141,17 +136,8 @@ def compare(
     pred = run_model().float()  # warm-up (and the prediction)
     solver_s, model_s = [], []
     for _ in range(rounds):  # interleaved: machine noise hits both alike
-        _sync(device)
-        start = time.perf_counter()
-        run_solver()
-        _sync(device)
-        solver_s.append(time.perf_counter() - start)
-        repeats = 5
-        start = time.perf_counter()
-        for _ in range(repeats):
-            run_model()
-        _sync(device)
-        model_s.append((time.perf_counter() - start) / repeats)
+        solver_s.append(seconds_per_call(run_solver, device))
+        model_s.append(seconds_per_call(run_model, device, repeats=5))
     length = solver.domain_length
     errors = {
         "rel_l2": relative_l2(pred, truth, lengths=length).mean(-1),
@@ -227,12 +213,10 @@ def train_tiny(steps: int, device: torch.device) -> tuple[torch.nn.Module, dict[
 
 def plot(record: dict[str, Any], path: Path) -> Path:
     """Scatter of speedup (log) against relative L2 error, one point per model."""
-    import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    fig = Figure(figsize=(6.5, 4.5))
+    ax = fig.subplots()
     for row in record["rows"]:
         ax.scatter(row["rel_l2"], row["speedup"])
         ax.annotate(
@@ -249,9 +233,7 @@ def plot(record: dict[str, Any], path: Path) -> Path:
     ax.set_title(f"surrogates vs solver on {record['device']}")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=100)
 
 
 def markdown(record: dict[str, Any]) -> str:

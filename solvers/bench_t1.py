@@ -15,24 +15,19 @@ from __future__ import annotations
 import argparse
 import logging
 import statistics
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
+from sciml.bench.record import bar_chart, environment, write_record
 from sciml.bench.render import num, para, provenance, table
-from sciml.benchmarking import bar_chart, environment, write_record
+from sciml.bench.timing import interleaved_times
 from sciml.metrics import relative_l2
 from sciml.models.registry import ModelContext, build_model
 from sciml.models.t1 import dct2, dct_matrix
 
 logger = logging.getLogger("bench_t1")
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def _step_fn(
@@ -54,26 +49,6 @@ def _step_fn(
     return step
 
 
-def _timed(fn: Callable[[], object], device: torch.device) -> float:
-    _sync(device)
-    start = time.perf_counter()
-    fn()
-    _sync(device)
-    return time.perf_counter() - start
-
-
-def _interleaved(
-    fns: dict[str, Callable[[], object]], rounds: int, device: torch.device
-) -> dict[str, list[float]]:
-    for fn in fns.values():  # warm-up
-        fn()
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            times[name].append(_timed(fn, device))
-    return times
-
-
 def bench_resolution(res: int, cfg: dict, device: torch.device, rounds: int) -> dict:
     """Interleaved train-step times of T1 and FNO at ``res``^2, and of the two DCT implementations."""
     context = ModelContext(in_channels=1, out_channels=1, grid_shape=(res, res))
@@ -88,13 +63,16 @@ def bench_resolution(res: int, cfg: dict, device: torch.device, rounds: int) -> 
         "t1_spectral": _step_fn(t1, x, y, spectral=True),
         "fno": _step_fn(fno, x, y),
     }
-    times = _interleaved(steps, rounds, device)
+    times = interleaved_times(steps, rounds, device, warmup=1)  # one call per timing, after one warm-up
     ratios = [f / t for f, t in zip(times["fno"], times["t1"], strict=True)]
     spectral_ratios = [f / t for f, t in zip(times["fno"], times["t1_spectral"], strict=True)]
     m, lifted = cfg["t1"]["modes"], torch.randn(cfg["batch"], cfg["t1"]["width"], res, res, device=device)
     d = dct_matrix(res, m, lifted.dtype, device)
-    dct_times = _interleaved(
-        {"matmul": lambda: d @ lifted @ d.T, "fft": lambda: dct2(lifted)[..., :m, :m]}, rounds, device
+    dct_times = interleaved_times(
+        {"matmul": lambda: d @ lifted @ d.T, "fft": lambda: dct2(lifted)[..., :m, :m]},
+        rounds,
+        device,
+        warmup=1,
     )
     row = {
         "resolution": res,

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import logging
 import statistics
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -31,18 +30,14 @@ import torch
 import yaml
 
 from sciml.bench.memory import PeakMemory
+from sciml.bench.record import environment, save_figure, write_record_and_plot
 from sciml.bench.render import num, para, provenance, table
-from sciml.benchmarking import environment, write_record_and_plot
+from sciml.bench.timing import interleaved_times, synchronize
 from sciml.metrics import relative_l2
 from sciml.models import ModelContext, available_models, build_model
 
 logger = logging.getLogger("bench_throughput")
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def family_config(family: str) -> tuple[str | None, dict[str, Any], int, int]:
@@ -133,7 +128,7 @@ def bench_resolution(
         with PeakMemory(device) as memory:
             for _ in range(2):  # the first steps allocate the optimizer state and the autograd buffers
                 step()
-            _sync(device)
+            synchronize(device)
         entries[family] = {
             "step": step,
             "row": {
@@ -150,16 +145,8 @@ def bench_resolution(
                 "memory_method": memory.method,
             },
         }
-    seconds: dict[str, list[float]] = {f: [] for f in families}
-    for _ in range(rounds):  # interleaved: every family once per round
-        for family in families:
-            step = entries[family]["step"]
-            _sync(device)
-            start = time.perf_counter()
-            for _ in range(steps):
-                step()
-            _sync(device)
-            seconds[family].append((time.perf_counter() - start) / steps)
+    # interleaved: every family once per round; each timing is the mean of `steps` steps
+    seconds = interleaved_times({f: entries[f]["step"] for f in families}, rounds, device, repeats=steps)
     rows = []
     for family in families:
         row = entries[family]["row"]
@@ -179,14 +166,12 @@ def bench_resolution(
 
 def plot(record: dict[str, Any], path: Path) -> Path:
     """Bar charts: samples/s and peak memory increase per family, one bar per grid."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     families = list(dict.fromkeys(r["family"] for r in record["rows"]))
     resolutions = sorted({r["resolution"] for r in record["rows"]})
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+    fig = Figure(figsize=(12, 4))
+    axes = fig.subplots(1, 2)
     width = 0.8 / len(resolutions)
     for i, res in enumerate(resolutions):
         by_family = {r["family"]: r for r in record["rows"] if r["resolution"] == res}
@@ -200,9 +185,7 @@ def plot(record: dict[str, Any], path: Path) -> Path:
     axes[0].set_yscale("log")
     fig.suptitle(f"train-step throughput on {record['device']} ({record['threads']} threads)")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=100)
 
 
 def markdown(record: dict[str, Any]) -> str:

@@ -13,7 +13,6 @@ import argparse
 import copy
 import logging
 import statistics
-import time
 import warnings
 from pathlib import Path
 
@@ -21,8 +20,9 @@ import torch
 from neuralop.training import Trainer as NeuralopTrainer
 from torch.utils.data import DataLoader
 
+from sciml.bench.record import bar_chart, environment, write_record
 from sciml.bench.render import num, para, provenance, table
-from sciml.benchmarking import bar_chart, environment, write_record
+from sciml.bench.timing import interleaved_times
 from sciml.datasets.in_memory import ArrayPairDataset
 from sciml.metrics import SobolevLoss
 from sciml.models.registry import ModelContext, build_model
@@ -30,11 +30,6 @@ from sciml.training.config import config_from_mapping
 from sciml.training.trainer import Trainer
 
 logger = logging.getLogger("bench_trainer")
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def markdown(record: dict) -> str:
@@ -108,7 +103,6 @@ def main(argv: list[str] | None = None) -> dict:
             loss = loss_fn(model(xb), yb)
             loss.backward()
             opt.step()
-        _sync(device)
 
     config = config_from_mapping(
         {
@@ -122,7 +116,6 @@ def main(argv: list[str] | None = None) -> dict:
         model, _ = fresh()
         trainer = Trainer(model, config, dataset, None, run_dir=None)
         trainer.train_epoch()
-        _sync(device)
 
     def neuralop() -> None:
         model, opt = fresh()
@@ -136,17 +129,10 @@ def main(argv: list[str] | None = None) -> dict:
             return loss_fn(out, y)  # neuraloperator calls training_loss(out, **sample)
 
         trainer.train(loader, {}, opt, scheduler, training_loss=loss, eval_losses={})
-        _sync(device)
 
-    timings: dict[str, list[float]] = {"hand_loop": [], "sciml": [], "neuralop": []}
     runners = {"hand_loop": hand_loop, "sciml": ours, "neuralop": neuralop}
-    for fn in runners.values():
-        fn()  # warm-up
-    for _ in range(repeats):
-        for name, fn in runners.items():
-            start = time.perf_counter()
-            fn()
-            timings[name].append(time.perf_counter() - start)
+    # one epoch per timing (the device synchronized at its end), interleaved, after one warm-up epoch each
+    timings = interleaved_times(runners, repeats, device, warmup=1)
     med = {k: statistics.median(v) for k, v in timings.items()}
 
     # ratios paired round by round (the three runs of a round see the same machine load), then the median

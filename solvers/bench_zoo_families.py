@@ -21,21 +21,19 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import logging
 import statistics
-import time
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import torch
+from matplotlib.figure import Figure
 
 import sciml.datasets as sd
 import sciml.zoo
-from sciml.benchmarking import environment, write_record
+from sciml.bench.record import environment, save_figure, write_record
+from sciml.bench.timing import interleaved_times
 from sciml.datasets.generate import default_output_path, generate
 from sciml.zoo.evaluation import evaluate_pretrained, test_recipe, test_samples
 
@@ -56,14 +54,9 @@ def _inputs(model: Any, n_trajectories: int, batch: int) -> torch.Tensor:
 @torch.no_grad()
 def inference_ms(models: dict[str, Any], inputs: dict[str, torch.Tensor], rounds: int) -> dict[str, float]:
     """Median forward time per sample of each model, all timed round-robin in the same rounds."""
-    for name, model in models.items():
-        model(inputs[name])  # warm-up
-    times: dict[str, list[float]] = {name: [] for name in models}
-    for _ in range(rounds):
-        for name, model in models.items():
-            start = time.perf_counter()
-            model(inputs[name])
-            times[name].append(time.perf_counter() - start)
+    calls = {name: functools.partial(model, inputs[name]) for name, model in models.items()}
+    device = next(iter(inputs.values())).device
+    times = interleaved_times(calls, rounds, device, warmup=1)  # one forward per timing, after a warm-up
     return {name: 1e3 * statistics.median(t) / inputs[name].shape[0] for name, t in times.items()}
 
 
@@ -184,17 +177,15 @@ def targets(rows: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
 
 def plot(rows: list[dict[str, Any]], path: Path) -> None:
     """Test rel L2 against parameters, one point per family."""
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
     for row in rows:
         ax.scatter(row["params"], row["test"]["l2"], label=row["name"])
         ax.annotate(row["family"], (row["params"], row["test"]["l2"]), fontsize=7)
     ax.set(xscale="log", yscale="log", xlabel="parameters", ylabel="test rel L2 (fresh trajectories)")
     ax.set_title("zoo models, 64^2 FNO-setting Navier-Stokes")
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    tmp.replace(path)
+    save_figure(fig, path, dpi=120)
 
 
 def markdown(record: dict[str, Any]) -> str:

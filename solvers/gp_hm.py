@@ -29,8 +29,8 @@ Also: (a) time of one Adam iteration (forward + backward + step) at 400 x 400 co
 authors' JAX reference (1.1 s/iter); (b) peak memory of building the solver and one iteration for n x n
 grids up to 1000 x 1000, against sum_d N_d^2 and the N^2 of a dense covariance. Memory (also per problem) is
 the peak resident-set increase of this process: the Linux high-water mark VmHWM is reset through
-/proc/self/clear_refs before the block and compared with VmRSS (``PeakMemory``; ru_maxrss increase
-elsewhere). psutil is not installed and tracemalloc does not see torch's allocations.
+/proc/self/clear_refs before the block and compared with VmRSS (:class:`sciml.bench.memory.PeakMemory`;
+ru_maxrss increase elsewhere). psutil is not installed and tracemalloc does not see torch's allocations.
 
 Run ``python solvers/gp_hm.py`` (full, ~20 min on 2 cores) or ``--quick`` (coarse grids, tens of steps,
 under a minute: a smoke test whose errors mean nothing). Writes ``gp_hm.json`` (``gp_hm_quick.json``) and
@@ -40,13 +40,9 @@ PNGs into ``--out`` (default solvers/results).
 from __future__ import annotations
 
 import argparse
-import contextlib
-import ctypes
-import gc
 import logging
 import math
 import os
-import resource
 import statistics
 import sys
 import time
@@ -56,10 +52,14 @@ from typing import Any
 
 import numpy as np
 import torch
+from matplotlib.figure import Figure
 
+from sciml.bench.memory import PeakMemory
+from sciml.bench.record import environment, save_figure, write_record
 from sciml.bench.render import num, para, provenance, sci, table
-from sciml.benchmarking import environment, write_record
-from sciml.solvers.gp import GPSolver, PDEProblem
+from sciml.solvers.gp import GPSolver
+from sciml.solvers.gp_problem import PDEProblem
+from sciml.solvers.gp_solution import GPSolution
 
 logger = logging.getLogger("gp_hm")
 JAX_SECONDS_PER_ITER = 1.1
@@ -240,10 +240,6 @@ def _rel(pred: torch.Tensor, exact: torch.Tensor) -> float:
     return float(torch.linalg.vector_norm(pred - exact) / torch.linalg.vector_norm(exact))
 
 
-def _maxrss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
-
-
 # ----------------------------------------------------------------------------------------------------------
 # GP runs
 
@@ -253,32 +249,19 @@ def run_gp(case: Case, method: str, n: int, args: argparse.Namespace) -> tuple[d
     problem = make_problem(case)
     axes = _test_axes(case, args.quick)
     exact = _exact_on(case, axes)
-    mem = PeakMemory().__enter__()
-    start = time.perf_counter()
-    solver = GPSolver(
-        problem,
-        n,
-        kernel=METHODS[method],
-        n_components=30,
-        freq_scale=case.freq_scale,
-        boundary_weight=case.boundary_weight,
-        jitter=args.jitter,
-    )
-    budget = args.seconds
-
-    def until(deadline: float):
-        return lambda it, loss, s: time.perf_counter() > deadline
-
-    log_every = args.log_every or (10 if args.quick else (100 if case.dims == 1 else 20))
-    monitor = dict(reference=case.exact, test_sizes=[min(2 * n + 1, 2001)] * case.dims, log_every=log_every)
-    adam_deadline = start + args.adam_fraction * budget
-    solver.fit(args.iterations, lr=0.01, callback=until(adam_deadline), progress=False, **monitor)
-    adam_steps = solver.iteration
-    solution = solver.fit(
-        0, lbfgs_iterations=args.lbfgs, callback=until(start + budget), progress=False, **monitor
-    )
-    wall = time.perf_counter() - start
-    mem.__exit__()
+    with PeakMemory() as mem:
+        start = time.perf_counter()
+        solver = GPSolver(
+            problem,
+            n,
+            kernel=METHODS[method],
+            n_components=30,
+            freq_scale=case.freq_scale,
+            boundary_weight=case.boundary_weight,
+            jitter=args.jitter,
+        )
+        solution, adam_steps = _fit_within_budget(solver, case, n, args, start)
+        wall = time.perf_counter() - start
     err = _rel(solution.on_grid(axes), exact)
     row = {
         "problem": case.name,
@@ -300,6 +283,26 @@ def run_gp(case: Case, method: str, n: int, args: argparse.Namespace) -> tuple[d
         f"{case.name:>30} {method:>10} {err:>10.2e} {adam_steps:>6}+{row['lbfgs_iterations']:<5} {wall:>7.1f}"
     )
     return row, solution
+
+
+def _fit_within_budget(
+    solver: GPSolver, case: Case, n: int, args: argparse.Namespace, start: float
+) -> tuple[GPSolution, int]:
+    """Adam for at most ``args.iterations`` steps or ``args.adam_fraction`` of ``args.seconds`` (counted from
+    ``start``), then L-BFGS for the rest; returns the solution and the number of Adam steps."""
+
+    def until(deadline: float):
+        return lambda it, loss, s: time.perf_counter() > deadline
+
+    log_every = args.log_every or (10 if args.quick else (100 if case.dims == 1 else 20))
+    monitor = dict(reference=case.exact, test_sizes=[min(2 * n + 1, 2001)] * case.dims, log_every=log_every)
+    adam_deadline = start + args.adam_fraction * args.seconds
+    solver.fit(args.iterations, lr=0.01, callback=until(adam_deadline), progress=False, **monitor)
+    adam_steps = solver.iteration
+    solution = solver.fit(
+        0, lbfgs_iterations=args.lbfgs, callback=until(start + args.seconds), progress=False, **monitor
+    )
+    return solution, adam_steps
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -464,40 +467,6 @@ def time_iteration(n: int, repeats: int, threads: list[int]) -> list[dict[str, A
     return rows
 
 
-def _rss_kib(field: str) -> int:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise OSError(f"{field} not in /proc/self/status")
-
-
-class PeakMemory:
-    """Peak resident-memory increase (MiB) of a block of code in this process.
-
-    Linux: frees what it can (gc, ``malloc_trim``), resets the high-water mark VmHWM through
-    /proc/self/clear_refs and reports VmHWM - VmRSS(before). Elsewhere: the increase of ``ru_maxrss`` (0 when
-    the block stays below an earlier peak). ``method`` says which was used.
-    """
-
-    def __enter__(self) -> PeakMemory:
-        gc.collect()
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL("libc.so.6").malloc_trim(0)
-        try:
-            with open("/proc/self/clear_refs", "w") as fh:
-                fh.write("5")
-            self.base, self.method = _rss_kib("VmRSS") / 1024.0, "VmHWM - VmRSS (/proc, peak reset)"
-        except OSError:
-            self.base, self.method = _maxrss_mb(), "ru_maxrss increase"
-        self.increase_mb = 0.0
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        peak = _rss_kib("VmHWM") / 1024.0 if self.method.startswith("VmHWM") else _maxrss_mb()
-        self.increase_mb = max(0.0, peak - self.base)
-
-
 def memory_scaling(sizes: list[int]) -> list[dict[str, Any]]:
     """Peak memory of building the solver and one Adam iteration on n x n grids (one thread)."""
     rows = []
@@ -538,19 +507,21 @@ def memory_scaling(sizes: list[int]) -> list[dict[str, Any]]:
 
 
 def _plot(out_dir: Path, suffix: str, rows: list[dict], solutions: dict, quick: bool) -> list[str]:
-    import matplotlib
+    """The convergence and the solution figures (PNG); returns their paths."""
+    convergence = _plot_convergence(out_dir / f"gp_hm{suffix}_convergence.png", rows)
+    solution = _plot_solutions(out_dir / f"gp_hm{suffix}_solution.png", solutions, quick)
+    return [str(convergence), str(solution)]
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    paths = []
+def _plot_convergence(path: Path, rows: list[dict]) -> Path:
+    """Monitored test error against iteration, one panel per problem, one curve per GP method."""
     gp_rows = [r for r in rows if r["method"] in METHODS]
     problems = list(dict.fromkeys(r["problem"] for r in gp_rows))
     cols = 4
-    fig, axes = plt.subplots(
-        math.ceil(len(problems) / cols), cols, figsize=(16, 3.2 * math.ceil(len(problems) / cols))
-    )
-    for ax, name in zip(np.ravel(axes), problems, strict=False):
+    n_rows = math.ceil(len(problems) / cols)
+    fig = Figure(figsize=(16, 3.2 * n_rows))
+    axes = np.ravel(fig.subplots(n_rows, cols))
+    for ax, name in zip(axes, problems, strict=False):
         for r in gp_rows:
             if r["problem"] != name:
                 continue
@@ -565,18 +536,18 @@ def _plot(out_dir: Path, suffix: str, rows: list[dict], solutions: dict, quick: 
         ax.axhline(TARGET, color="gray", lw=0.6, ls="--")
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("iteration (Adam, then L-BFGS)", fontsize=8)
-    for ax in np.ravel(axes)[len(problems) :]:
+    for ax in axes[len(problems) :]:
         ax.axis("off")
-    np.ravel(axes)[0].set_ylabel("test rel. L2 (monitoring only)")
-    np.ravel(axes)[0].legend(fontsize=8)
+    axes[0].set_ylabel("test rel. L2 (monitoring only)")
+    axes[0].legend(fontsize=8)
     fig.tight_layout()
-    path = out_dir / f"gp_hm{suffix}_convergence.png"
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    paths.append(str(path))
+    return save_figure(fig, path, dpi=100)
 
-    # solution / error figure: one 1-D and one 2-D problem with the StM kernel
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+
+def _plot_solutions(path: Path, solutions: dict, quick: bool) -> Path:
+    """Solution and error of one 1-D and one 2-D problem with the StM kernel."""
+    fig = Figure(figsize=(15, 4))
+    axes = fig.subplots(1, 3)
     case1 = next(c for c in CASES if c.name == "poisson1d_sin6x_cos100x")
     sol1 = solutions.get((case1.name, "gp-hm-stm"))
     if sol1 is not None:
@@ -601,11 +572,7 @@ def _plot(out_dir: Path, suffix: str, rows: list[dict], solutions: dict, quick: 
         axes[2].set_title(f"{case2.name}: |error| (StM)")
     fig.suptitle("GP-HM solutions" + (" (quick mode: coarse grids, few steps)" if quick else ""))
     fig.tight_layout()
-    path = out_dir / f"gp_hm{suffix}_solution.png"
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    paths.append(str(path))
-    return paths
+    return save_figure(fig, path, dpi=100)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -613,6 +580,27 @@ def _plot(out_dir: Path, suffix: str, rows: list[dict], solutions: dict, quick: 
 
 def main(argv: list[str] | None = None) -> dict:
     """Run the benchmark, print a table, write JSON + PNGs; returns the result dict."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args, cases, methods = _parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("sciml.solvers.gp_fit").setLevel(logging.WARNING)
+    rows, solutions = run_problems(cases, methods, args)
+    quick = args.quick
+    timing = time_iteration(400, 2 if quick else 5, [1] if quick else sorted({1, torch.get_num_threads()}))
+    memory = memory_scaling(_memory_sizes(args))
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    suffix = "_quick" if quick else ""
+    plots = _plot(out_dir, suffix, rows, solutions, quick)
+    result = _record(argv, args, cases, rows, timing, memory, plots)
+    path = write_record(out_dir / f"gp_hm{suffix}.json", result)
+    reached = [(r["problem"], r["method"]) for r in result["reached_target"]]
+    logger.info(f"reached rel L2 <= {TARGET:g}: {reached if reached else 'none'}")
+    logger.info(f"wrote {path} and {', '.join(plots)}")
+    return result
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="coarse grids and a few steps (< 1 min)")
     parser.add_argument("--out", default="solvers/results", help="output directory")
@@ -632,10 +620,13 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--problems", default=None, help="comma-separated subset of problem names")
     parser.add_argument("--methods", default=",".join(METHODS), help="subset of " + ",".join(METHODS))
     parser.add_argument("--memory-sizes", default=None, help="n for the n x n memory probes")
-    argv = list(sys.argv[1:] if argv is None else argv)
+    return parser
+
+
+def _parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[Case], list[str]]:
+    """The options (budgets defaulted by ``--quick``), the selected cases and methods."""
+    parser = _parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    logging.getLogger("sciml.solvers.gp").setLevel(logging.WARNING)
     quick = args.quick
     if args.iterations is None:
         args.iterations = 20 if quick else 3000
@@ -643,7 +634,6 @@ def main(argv: list[str] | None = None) -> dict:
         args.lbfgs = 10 if quick else 20000
     if args.seconds is None:
         args.seconds = 5.0 if quick else 25.0
-    threads_before = torch.get_num_threads()
     if args.threads is None:
         args.threads = 1
     cases = CASES
@@ -656,37 +646,51 @@ def main(argv: list[str] | None = None) -> dict:
     methods = [m for m in args.methods.split(",") if m]
     if set(methods) - set(METHODS):
         parser.error(f"unknown methods {sorted(set(methods) - set(METHODS))}; choose from {list(METHODS)}")
+    return args, cases, methods
 
+
+def run_problems(
+    cases: list[Case], methods: list[str], args: argparse.Namespace
+) -> tuple[list[dict[str, Any]], dict[tuple[str, str], Any]]:
+    """Every GP method on every case (and the classical solves of the Poisson cases) with ``args.threads``
+    torch threads; returns the rows and the GP solutions by (case, method)."""
     logger.info(f"{'problem':>30} {'method':>10} {'rel L2':>10} {'adam+lbfgs':>12} {'wall s':>7}")
     rows: list[dict[str, Any]] = []
     solutions: dict[tuple[str, str], Any] = {}
+    threads_before = torch.get_num_threads()
     torch.set_num_threads(args.threads)
     try:
         for case in cases:
-            n = (64 if case.dims == 1 else 24) if quick else case.n
+            n = (64 if case.dims == 1 else 24) if args.quick else case.n
             for method in methods:
                 row, sol = run_gp(case, method, n, args)
                 rows.append(row)
                 solutions[(case.name, method)] = sol
             if case.kind == "poisson":
-                rows.extend(run_classical(case, n, quick))
+                rows.extend(run_classical(case, n, args.quick))
     finally:
         torch.set_num_threads(threads_before)
+    return rows, solutions
 
-    timing = time_iteration(400, 2 if quick else 5, [1] if quick else sorted({1, torch.get_num_threads()}))
-    sizes = (
-        [int(s) for s in args.memory_sizes.split(",")]
-        if args.memory_sizes
-        else ([100, 200] if quick else [250, 500, 1000])
-    )
-    memory = memory_scaling(sizes)
 
-    out_dir = Path(args.out)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    suffix = "_quick" if quick else ""
-    plots = _plot(out_dir, suffix, rows, solutions, quick)
+def _memory_sizes(args: argparse.Namespace) -> list[int]:
+    if args.memory_sizes:
+        return [int(s) for s in args.memory_sizes.split(",")]
+    return [100, 200] if args.quick else [250, 500, 1000]
+
+
+def _record(
+    argv: list[str],
+    args: argparse.Namespace,
+    cases: list[Case],
+    rows: list[dict[str, Any]],
+    timing: list[dict[str, Any]],
+    memory: list[dict[str, Any]],
+    plots: list[str],
+) -> dict[str, Any]:
+    """The JSON record of a run."""
     reached = sorted({(r["problem"], r["method"]) for r in rows if r["reached_target"]})
-    result = {
+    return {
         "benchmark": "gp_hm_kronecker_gp_pde_solver",
         "paper": "Fang et al., Solving High Frequency and Multi-Scale PDEs with Gaussian Processes "
         "(ICLR 2024)",
@@ -714,15 +718,10 @@ def main(argv: list[str] | None = None) -> dict:
         "memory_scaling": memory,
         "plots": plots,
     }
-    path = write_record(out_dir / f"gp_hm{suffix}.json", result)
-    logger.info(f"reached rel L2 <= {TARGET:g}: {reached if reached else 'none'}")
-    logger.info(f"wrote {path} and {', '.join(plots)}")
-    return result
 
 
 def markdown(record: dict) -> str:
     """The record as BENCHMARKS.md tables: error, time and memory per problem and method; 400^2 timing."""
-    target = record["target_rel_l2"]
     rows = [
         [
             r["problem"],
@@ -753,18 +752,11 @@ def markdown(record: dict) -> str:
         ]
         for m in record["memory_scaling"]
     ]
-    reached = ", ".join(f"{r['problem']} ({r['method']})" for r in record["reached_target"]) or "none"
-    s = record["settings"]
-    text = (
-        f"Budget per GP run: {s['seconds_per_run']:g} s (Adam up to {s['adam_iterations_max']} steps, then "
-        f"L-BFGS up to {s['lbfgs_iterations_max']}), {s['threads']} thread(s). Target rel L2 <= {target:g} "
-        f"(✓); reached by: {reached}."
-    )
     return "\n".join(
         [
             provenance(record),
             "",
-            para(text),
+            para(_budget_text(record)),
             "",
             table(header, rows),
             "",
@@ -776,6 +768,17 @@ def markdown(record: dict) -> str:
             "",
             table(["grid", "peak RSS +MB", "a dense N x N covariance would need GB"], memory),
         ]
+    )
+
+
+def _budget_text(record: dict) -> str:
+    """The run's budget and which problems reached the target, in one sentence."""
+    reached = ", ".join(f"{r['problem']} ({r['method']})" for r in record["reached_target"]) or "none"
+    s = record["settings"]
+    return (
+        f"Budget per GP run: {s['seconds_per_run']:g} s (Adam up to {s['adam_iterations_max']} steps, then "
+        f"L-BFGS up to {s['lbfgs_iterations_max']}), {s['threads']} thread(s). Target rel L2 <= "
+        f"{record['target_rel_l2']:g} (✓); reached by: {reached}."
     )
 
 

@@ -1,19 +1,9 @@
 """Every benchmark script runs in its quick mode, writes a JSON record with its ratios, and renders it."""
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
-
-SOLVERS = Path(__file__).parents[1] / "solvers"
-
-
-def load_script(name: str):
-    spec = importlib.util.spec_from_file_location(name, SOLVERS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.parametrize(
@@ -30,7 +20,7 @@ def load_script(name: str):
         ("bench_surrogate", "rows", []),
     ],
 )
-def test_quick_mode_writes_json(script, ratio_key, extra, tmp_path):
+def test_quick_mode_writes_json(script, ratio_key, extra, tmp_path, load_script):
     out = tmp_path / f"{script}.json"
     module = load_script(script)
     module.main(["--quick", "--out", str(out), *extra])

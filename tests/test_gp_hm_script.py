@@ -1,22 +1,22 @@
 """The GP-HM benchmark script (solvers/gp_hm.py) runs in its quick mode and records every problem."""
 
-import importlib.util
 import json
 import math
 from pathlib import Path
 
-SCRIPT = Path(__file__).parents[1] / "solvers" / "gp_hm.py"
+import matplotlib
+import pytest
+
+from sciml.bench.memory import PeakMemory
 
 
-def load_script():
-    spec = importlib.util.spec_from_file_location("gp_hm", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def _forbid_backend_change(*args, **kwargs):
+    pytest.fail(f"matplotlib.use{args} called: a benchmark must not change the caller's backend")
 
 
-def test_quick_mode_writes_every_problem(tmp_path):
-    module = load_script()
+def test_quick_mode_writes_every_problem(tmp_path, load_script, monkeypatch):
+    monkeypatch.setattr(matplotlib, "use", _forbid_backend_change)
+    module = load_script("gp_hm")
     result = module.main(["--quick", "--out", str(tmp_path)])
     record = json.loads((tmp_path / "gp_hm_quick.json").read_text())
     assert record["problems"] == [case.name for case in module.CASES]
@@ -32,6 +32,9 @@ def test_quick_mode_writes_every_problem(tmp_path):
     assert math.isclose(timing["ratio_to_jax_reference"], timing["seconds_per_iteration"] / 1.1)
     assert [m["grid"] for m in record["memory_scaling"]] == [[100, 100], [200, 200]]
     assert all(m["peak_rss_increase_mb"] >= 0 for m in record["memory_scaling"])
+    with PeakMemory() as probe:  # the one peak-memory tool of the package measured the figures
+        pass
+    assert {m["measured_with"] for m in record["memory_scaling"]} == {probe.method}
     for plot in record["plots"]:
         assert Path(plot).exists()
     assert result["rows"] == record["rows"]

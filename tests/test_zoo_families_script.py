@@ -1,18 +1,12 @@
 """The families table from the zoo: quick mode tabulates every shipped entry and judges the targets."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import sciml.zoo
 
-SCRIPT = Path(__file__).parents[1] / "solvers" / "bench_zoo_families.py"
 
-
-def test_quick_mode_tabulates_every_zoo_entry(tmp_path):
-    spec = importlib.util.spec_from_file_location("bench_zoo_families", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+def test_quick_mode_tabulates_every_zoo_entry(tmp_path, load_script):
+    module = load_script("bench_zoo_families")
     record = module.main(["--quick", "--out", str(tmp_path)])
     names = [e.name for e in sciml.zoo.list()]
     assert [r["name"] for r in record["rows"]] == names

@@ -8,6 +8,11 @@
 
 Quick mode writes its records to ``solvers/results/quick/`` and renders the ``BENCHMARKS.md`` there, so
 that a smoke run never overwrites the measured figures of the top-level ``BENCHMARKS.md``.
+
+The helpers the scripts share live beside this module: :mod:`sciml.bench.timing` (device-synchronized
+timings, interleaved rounds), :mod:`sciml.bench.memory` (peak memory of a block), :mod:`sciml.bench.record`
+(the environment, the JSON record, the PNG) and :mod:`sciml.bench.render` (the generated blocks of the
+document). :func:`load_script` imports a script by path (the tests use it too).
 """
 
 from __future__ import annotations

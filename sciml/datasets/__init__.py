@@ -6,7 +6,7 @@
 from sciml.datasets.base import PairDataset, TrajectoryDataset
 from sciml.datasets.in_memory import ArrayPairDataset, ArrayTrajectoryDataset
 from sciml.datasets.metadata import DatasetMetadata
-from sciml.datasets.normalization import FieldNormalizer, NormalizerModule
+from sciml.datasets.normalization import FieldNormalizer
 from sciml.datasets.registry import available_formats, open_dataset, register_reader
 from sciml.datasets.windows import InitialToFinalDataset, TimeWindowDataset, split_by_trajectory
 from sciml.datasets.xarray_view import pairs_to_xarray, trajectories_to_xarray
@@ -19,7 +19,6 @@ __all__ = [
     "DatasetMetadata",
     "FieldNormalizer",
     "InitialToFinalDataset",
-    "NormalizerModule",
     "PairDataset",
     "TimeWindowDataset",
     "TrajectoryDataset",

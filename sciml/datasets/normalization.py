@@ -1,8 +1,12 @@
-"""Per-channel normalization of fields, with statistics computed in one streaming pass.
+"""The statistics of a per-channel normalization of fields, computed in one streaming pass.
 
-:class:`FieldNormalizer` keeps, per channel, the number of values seen, their mean and the sum of squared
-deviations (``M2``) in float64, and merges the statistics of each new batch with the parallel-variance
-update of Chan, Golub and LeVeque (1979)::
+:class:`FieldNormalizer` computes the per-channel mean and standard deviation over a dataset; applying
+them is the model's business (:class:`sciml.models.wrappers.Normalized` holds them as buffers and maps
+physical inputs to physical outputs), so this module knows nothing about models.
+
+It keeps, per channel, the number of values seen, their mean and the sum of squared deviations (``M2``)
+in float64, and merges the statistics of each new batch with the parallel-variance update of Chan, Golub
+and LeVeque (1979)::
 
     delta = mean_b - mean_a
     n     = n_a + n_b
@@ -14,33 +18,22 @@ The standard deviation is the population one (``ddof=0``, like ``numpy.std``), f
 
 Windowed samples stack ``t`` frames of ``C`` fields time-major (``C * t`` channels, see
 :mod:`sciml.datasets.windows`). ``fit(..., repeat=t)`` pools the ``t`` frames into per-field statistics,
-and ``normalize``/``denormalize`` reuse the ``C`` per-field statistics for any tensor whose channel count is
-a multiple of ``C``.
-
-Statistics are saved as JSON (``save``/``load``, via a temporary file and a rename), never pickled.
+and ``mean_tensor(repeat=t)``/``std_tensor(repeat=t)`` tile them back to one entry per channel.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import tempfile
-from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
-from typing import Any, TypeVar
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from sciml.datasets.metadata import DatasetMetadata
 from sciml.errors import ConfigError, DataFormatError
 
 logger = logging.getLogger(__name__)
-
-STATE_VERSION = 1
-ArrayLike = TypeVar("ArrayLike", torch.Tensor, np.ndarray)
 
 
 def _to_float64(batch: Any) -> np.ndarray:
@@ -51,7 +44,7 @@ def _to_float64(batch: Any) -> np.ndarray:
 
 
 class FieldNormalizer:
-    """Per-channel mean/std normalization ``(x - mean) / std`` and its inverse.
+    """Per-channel mean and standard deviation of fields, the statistics of ``(x - mean) / std``.
 
     Args:
         eps: floor of the standard deviation, so constant channels do not divide by zero.
@@ -108,7 +101,7 @@ class FieldNormalizer:
 
     def _require_fitted(self) -> None:
         if not self.fitted:
-            raise ConfigError("FieldNormalizer: no statistics yet; call fit() or load() first")
+            raise ConfigError("FieldNormalizer: no statistics yet; call fit() or update() first")
 
     def update(self, batch: torch.Tensor | np.ndarray, channel_dim: int = 0, repeat: int = 1) -> None:
         """Merge the statistics of one batch into the running ones.
@@ -245,52 +238,6 @@ class FieldNormalizer:
         )
         return self
 
-    # ------------------------------------------------------------------ applying
-    def _stats_for(self, x: Any, channel_dim: int) -> tuple[Any, Any]:
-        """Mean and std shaped to broadcast against ``x`` along ``channel_dim``, in ``x``'s type."""
-        self._require_fitted()
-        ndim = x.ndim
-        if not -ndim <= channel_dim < ndim:
-            raise ConfigError(
-                f"FieldNormalizer: channel_dim={channel_dim} out of range for a {ndim}-D input of shape "
-                f"{tuple(x.shape)}"
-            )
-        n_in = x.shape[channel_dim]
-        c = self.n_channels
-        if n_in % c:
-            raise ConfigError(
-                f"FieldNormalizer: input has {n_in} channels along axis {channel_dim}; expected "
-                f"{c} fields or a multiple of {c} (time-major frames of the fields)"
-            )
-        reps = n_in // c
-        shape = [1] * ndim
-        shape[channel_dim] = n_in
-        mean = np.tile(self.mean, reps).reshape(shape)
-        std = np.tile(self.std, reps).reshape(shape)
-        if isinstance(x, torch.Tensor):
-            dtype = x.dtype if x.is_floating_point() else torch.get_default_dtype()
-            return (
-                torch.as_tensor(mean, dtype=dtype, device=x.device),
-                torch.as_tensor(std, dtype=dtype, device=x.device),
-            )
-        dtype = x.dtype if x.dtype.kind == "f" else np.float64
-        return mean.astype(dtype), std.astype(dtype)
-
-    def normalize(self, x: ArrayLike, channel_dim: int = 0) -> ArrayLike:
-        """``(x - mean) / std`` per channel; ``x`` is ``[C, *grid]`` (``channel_dim=0``), ``[B, C, *grid]``
-        or ``[T, C, *grid]`` (``channel_dim=1``), with ``C`` the fields or a multiple (windowed frames)."""
-        if isinstance(x, np.ndarray) or not isinstance(x, torch.Tensor):
-            x = np.asarray(x)
-        mean, std = self._stats_for(x, channel_dim)
-        return (x - mean) / std
-
-    def denormalize(self, x: ArrayLike, channel_dim: int = 0) -> ArrayLike:
-        """``x * std + mean`` per channel: the inverse of :meth:`normalize` (same layouts)."""
-        if isinstance(x, np.ndarray) or not isinstance(x, torch.Tensor):
-            x = np.asarray(x)
-        mean, std = self._stats_for(x, channel_dim)
-        return x * std + mean
-
     def mean_tensor(self, repeat: int = 1, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """The per-channel mean as a tensor ``[C * repeat]`` (tiled time-major for windows)."""
         return torch.as_tensor(np.tile(self.mean, repeat), dtype=dtype)
@@ -298,105 +245,6 @@ class FieldNormalizer:
     def std_tensor(self, repeat: int = 1, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """The per-channel (floored) standard deviation as a tensor ``[C * repeat]``."""
         return torch.as_tensor(np.tile(self.std, repeat), dtype=dtype)
-
-    def as_module(self, channel_dim: int = 1) -> NormalizerModule:
-        """A ``torch.nn.Module`` holding the statistics as buffers (``forward`` normalizes)."""
-        return NormalizerModule(self.mean_tensor(), self.std_tensor(), channel_dim=channel_dim)
-
-    # ------------------------------------------------------------------ persistence
-    def state_dict(self) -> dict[str, Any]:
-        """The statistics as plain Python values (lists, floats, ints), ready for ``json.dump``."""
-        self._require_fitted()
-        return {
-            "version": STATE_VERSION,
-            "eps": self.eps,
-            "count": int(self.count),
-            "mean": [float(v) for v in self.mean],
-            "var": [float(v) for v in self.var],
-            "std": [float(v) for v in self.std],
-            "channel_names": None if self.channel_names is None else list(self.channel_names),
-        }
-
-    @classmethod
-    def from_state_dict(cls, state: Mapping[str, Any]) -> FieldNormalizer:
-        """Rebuild a normalizer from :meth:`state_dict` output.
-
-        ``var`` and ``count`` restore the exact streaming state; a state with only ``mean`` and ``std``
-        (hand-written) is accepted too, with ``var = std**2``.
-
-        Raises:
-            ConfigError: keys are missing or lengths disagree.
-        """
-        if not isinstance(state, Mapping):
-            raise ConfigError(f"FieldNormalizer state must be a mapping, got {type(state).__name__}")
-        version = state.get("version", STATE_VERSION)
-        if version != STATE_VERSION:
-            raise ConfigError(f"FieldNormalizer state version {version!r}; expected {STATE_VERSION}")
-        if "mean" not in state or ("var" not in state and "std" not in state):
-            raise ConfigError(
-                f"FieldNormalizer state needs 'mean' and 'var' or 'std'; found keys {sorted(state)}"
-            )
-        try:
-            mean = np.asarray(state["mean"], dtype=np.float64).reshape(-1)
-            if "var" in state:
-                var = np.asarray(state["var"], dtype=np.float64).reshape(-1)
-            else:
-                var = np.square(np.asarray(state["std"], dtype=np.float64).reshape(-1))
-            count = int(state.get("count", 1))
-            out = cls(eps=float(state.get("eps", 1e-8)))
-        except (TypeError, ValueError) as err:
-            raise ConfigError(f"FieldNormalizer state holds non-numeric values ({err})") from err
-        if mean.shape != var.shape or mean.size == 0:
-            raise ConfigError(
-                f"FieldNormalizer state: {mean.size} means and {var.size} variances; expected the same "
-                f"non-zero number"
-            )
-        if count < 1 or not (np.isfinite(mean).all() and np.isfinite(var).all()) or (var < 0).any():
-            raise ConfigError(
-                f"FieldNormalizer state: count must be >= 1 and mean/var finite with var >= 0; got "
-                f"count={count}, mean={mean.tolist()}, var={var.tolist()}"
-            )
-        names = state.get("channel_names")
-        if names is not None and len(names) != mean.size:
-            raise ConfigError(f"FieldNormalizer state: {len(names)} channel_names for {mean.size} channels")
-        out.count, out._mean, out._m2 = count, mean, var * count
-        out.channel_names = None if names is None else tuple(str(n) for n in names)
-        return out
-
-    def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write :meth:`state_dict` as JSON to ``path`` (via a temporary file renamed into place)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        text = json.dumps(self.state_dict(), indent=2)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text + "\n")
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        logger.info("saved normalization statistics to %s", path)
-        return path
-
-    @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> FieldNormalizer:
-        """Read statistics written by :meth:`save`.
-
-        Raises:
-            DataFormatError: the file is missing, not JSON, or not a normalizer state.
-        """
-        try:
-            with open(path, encoding="utf-8") as f:
-                state = json.load(f)
-        except OSError as err:
-            raise DataFormatError(path, f"cannot read normalization statistics ({err})") from err
-        except json.JSONDecodeError as err:
-            raise DataFormatError(path, f"not valid JSON ({err})") from err
-        try:
-            return cls.from_state_dict(state)
-        except ConfigError as err:
-            raise DataFormatError(path, str(err)) from err
 
     def __repr__(self) -> str:
         if not self.fitted:
@@ -406,45 +254,3 @@ class FieldNormalizer:
             f"{type(self).__name__}(mean={np.round(self.mean, 6).tolist()}, "
             f"std={np.round(self.std, 6).tolist()}, count={self.count}{names})"
         )
-
-
-class NormalizerModule(nn.Module):
-    """Per-channel normalization as a module: buffers ``mean``/``std`` ``[C]`` that move with the model.
-
-    ``forward`` normalizes, :meth:`inverse` denormalizes. Inputs with ``k * C`` channels (time-major
-    windows) reuse the per-field statistics for each frame.
-    """
-
-    def __init__(
-        self, mean: torch.Tensor | Sequence[float], std: torch.Tensor | Sequence[float], channel_dim: int = 1
-    ) -> None:
-        super().__init__()
-        mean_t = torch.as_tensor(mean, dtype=torch.float32).reshape(-1)
-        std_t = torch.as_tensor(std, dtype=torch.float32).reshape(-1)
-        if mean_t.shape != std_t.shape:
-            raise ConfigError(f"NormalizerModule: {mean_t.numel()} means for {std_t.numel()} stds")
-        self.channel_dim = channel_dim
-        self.register_buffer("mean", mean_t)
-        self.register_buffer("std", std_t)
-
-    def _shaped(self, stat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        dim = self.channel_dim % x.ndim
-        n_in, c = x.shape[dim], stat.numel()
-        if n_in % c:
-            raise ConfigError(
-                f"NormalizerModule: input has {n_in} channels along axis {dim}; expected a multiple of {c}"
-            )
-        shape = [1] * x.ndim
-        shape[dim] = n_in
-        return stat.repeat(n_in // c).reshape(shape).to(x.dtype)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(x - mean) / std`` along the channel axis."""
-        return (x - self._shaped(self.mean, x)) / self._shaped(self.std, x)
-
-    def inverse(self, x: torch.Tensor) -> torch.Tensor:
-        """``x * std + mean`` along the channel axis."""
-        return x * self._shaped(self.std, x) + self._shaped(self.mean, x)
-
-    def extra_repr(self) -> str:
-        return f"channels={self.mean.numel()}, channel_dim={self.channel_dim}"

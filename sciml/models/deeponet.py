@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sciml.errors import ConfigError
+from sciml.models.grid import grid_coordinates
 from sciml.models.registry import ModelContext, register_model
 
 _ACTIVATIONS = {"gelu": nn.GELU, "tanh": nn.Tanh, "relu": nn.ReLU, "silu": nn.SiLU}
@@ -72,20 +73,14 @@ class DeepONet(nn.Module):
         self.bias = nn.Parameter(torch.zeros(out_channels))
 
     def coordinates(self, shape: tuple[int, int], device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-        """Trunk inputs at the cell positions ``i L / n`` of an output grid: ``[H*W, 2 or 4]``."""
-        axes = [torch.arange(n, device=device, dtype=dtype) / n for n in shape]  # fractions of the box
-        fx, fy = torch.meshgrid(*axes, indexing="ij")
+        """What the trunk is fed, one row per output point ``(i, j)`` (row-major): ``[H*W, 4]`` Fourier
+        features ``sin, cos(2 pi i / H), sin, cos(2 pi j / W)`` on a periodic box, else ``[H*W, 2]`` points
+        ``(i L_1 / H, j L_2 / W)`` (:func:`sciml.models.grid.grid_coordinates`)."""
         if self.periodic:
-            angle = 2 * math.pi
-            feats = [
-                torch.sin(angle * fx),
-                torch.cos(angle * fx),
-                torch.sin(angle * fy),
-                torch.cos(angle * fy),
-            ]
+            channels = grid_coordinates(shape, "fourier", dtype=dtype, device=device)
         else:
-            feats = [fx * self.lengths[0].to(dtype), fy * self.lengths[1].to(dtype)]
-        return torch.stack(feats, dim=-1).reshape(-1, len(feats))
+            channels = grid_coordinates(shape, "periodic", self.lengths, dtype=dtype, device=device)
+        return channels.movedim(0, -1).reshape(-1, channels.shape[0]).contiguous()  # rows for the Linear
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x [B, C_in, H, W] -> [B, C_out, H, W]``."""

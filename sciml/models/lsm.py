@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sciml.errors import ConfigError
+from sciml.models.grid import grid_coordinates
 from sciml.models.registry import ModelContext, register_model
 
 
@@ -193,11 +194,11 @@ class LSM2d(nn.Module):
 
     @staticmethod
     def grid(batch: int, height: int, width: int, like: Tensor) -> Tensor:
-        """Coordinates in ``[0, 1]^2``: ``[B, 2, H, W]`` (row coordinate first)."""
-        gy = torch.linspace(0, 1, height, device=like.device, dtype=like.dtype)
-        gx = torch.linspace(0, 1, width, device=like.device, dtype=like.dtype)
-        yy, xx = torch.meshgrid(gy, gx, indexing="ij")
-        return torch.stack([yy, xx]).expand(batch, -1, -1, -1)
+        """What LSM lifts with its input: the vertices of ``[0, 1]^2``, both ends included,
+        ``(i / (H - 1), j / (W - 1))`` as ``[B, 2, H, W]`` (row coordinate first;
+        :func:`sciml.models.grid.grid_coordinates` ``"vertex"``)."""
+        coords = grid_coordinates((height, width), "vertex", dtype=like.dtype, device=like.device)
+        return coords.expand(batch, -1, -1, -1)
 
     def forward(self, x: Tensor) -> Tensor:
         """``[B, c_in, H, W] -> [B, c_out, H, W]``."""

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sciml.errors import ConfigError
+from sciml.models.grid import grid_coordinates
 from sciml.models.registry import ModelContext, build_model, register_model
 
 
@@ -41,17 +42,11 @@ class MultiGridPatching(nn.Module):
 
     @staticmethod
     def position_channels(x: torch.Tensor) -> torch.Tensor:
-        """Periodic position features of the box ``[B, 4, H, W]`` (fractions x_i = i / H)."""
+        """What ``global_position`` appends to the input before the split: the Fourier features
+        ``sin, cos(2 pi i / H), sin, cos(2 pi j / W)`` of the whole box, ``[B, 4, H, W]``
+        (:func:`sciml.models.grid.grid_coordinates` ``"fourier"``)."""
         b, _, h, w = x.shape
-        fx, fy = torch.meshgrid(
-            torch.arange(h, device=x.device, dtype=x.dtype) / h,
-            torch.arange(w, device=x.device, dtype=x.dtype) / w,
-            indexing="ij",
-        )
-        angle_x, angle_y = 2 * torch.pi * fx, 2 * torch.pi * fy
-        features = torch.stack(
-            [torch.sin(angle_x), torch.cos(angle_x), torch.sin(angle_y), torch.cos(angle_y)]
-        )
+        features = grid_coordinates((h, w), "fourier", dtype=x.dtype, device=x.device)
         return features.unsqueeze(0).expand(b, -1, -1, -1)
 
     def geometry(self, size: int) -> tuple[int, int, int]:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,17 +40,10 @@ import tensorly as tl
 from scipy.optimize import minimize_scalar
 
 from sciml.errors import ConfigError, SolverError
-from sciml.solvers.chebyshev_tucker import (
-    ChebyshevTucker,
-    _check_box,
-    _check_degrees,
-    _check_finite,
-    _check_tol,
-    _resolve_backend,
-    _to_numpy,
-    chebyshev_points,
-    from_cp,
-)
+from sciml.solvers.chebyshev_basis import chebyshev_points
+from sciml.solvers.chebyshev_tucker import ChebyshevTucker, from_cp
+from sciml.solvers.tensor_backend import resolve_backend, to_numpy
+from sciml.solvers.tensor_checks import check_box, check_degrees, check_finite, check_tol
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +73,7 @@ class GaussianSum:
 
     def __call__(self, r: Any) -> np.ndarray:
         r""":math:`K(r)` for an array of radii (numpy, float64)."""
-        r2 = np.asarray(_to_numpy(r), dtype=np.float64) ** 2
+        r2 = np.asarray(to_numpy(r), dtype=np.float64) ** 2
         out = np.zeros_like(r2)
         for p, a in zip(self.exponents, self.weights, strict=True):
             out += a * np.exp(-p * r2)
@@ -140,7 +134,7 @@ def newton_sinc_quadrature(
     """
     if not (np.isfinite(r_min) and np.isfinite(r_max) and 0 < r_min < r_max):
         raise ConfigError(f"need 0 < r_min < r_max (finite), got r_min={r_min!r}, r_max={r_max!r}")
-    tol = _check_tol(tol)
+    tol = check_tol(tol)
     if n_terms is not None and (not isinstance(n_terms, (int, np.integer)) or n_terms < 2):
         raise ConfigError(f"n_terms must be an integer >= 2, got {n_terms!r}")
     if step is not None and not (np.isfinite(step) and step > 0):
@@ -148,41 +142,56 @@ def newton_sinc_quadrature(
     radii = np.geomspace(r_min, r_max, 1000)
 
     def build(m: int) -> tuple[float, float]:
-        if step is not None:
-            return float(step), _max_rel_error(*_sinc_terms(m, step), radii)
-        res = minimize_scalar(
-            lambda lh: math.log(_max_rel_error(*_sinc_terms(m, math.exp(lh)), radii) + 1e-300),
-            bounds=(math.log(0.01), math.log(3.0)),
-            method="bounded",
-            options={"xatol": 1e-3},
-        )
-        return math.exp(res.x), math.exp(res.fun)
+        return _step_and_error(m, radii, step)
 
     if n_terms is not None:
         m = int(n_terms) - 1
         h, err = build(m)
     else:
-        lo, m = 3, 4  # lo: largest M known to fail; grow M geometrically, then bisect back
-        while True:
-            h, err = build(m)
-            if err <= tol:
-                break
-            if m >= 400:
-                raise SolverError(
-                    f"sinc quadrature of 1/r did not reach tol={tol:g} on [{r_min:g}, {r_max:g}] with "
-                    f"401 terms (error {err:.2e})"
-                )
-            lo, m = m, min(400, m + max(1, m // 5))
-        while m - lo > 1:
-            mid = (lo + m) // 2
-            h_mid, err_mid = build(mid)
-            if err_mid <= tol:
-                m, h, err = mid, h_mid, err_mid
-            else:
-                lo = mid
+        m, h, err = _fewest_terms(build, tol, r_min, r_max)
     p, a = _sinc_terms(m, h)
     logger.debug("newton_sinc_quadrature: R=%d terms, h=%.4f, max rel error %.2e", m + 1, h, err)
     return GaussianSum(p, a, h, float(r_min), float(r_max), err)
+
+
+def _step_and_error(m: int, radii: np.ndarray, step: float | None) -> tuple[float, float]:
+    """The step :math:`h` for :math:`M = m` (``step``, or the one minimising the maximal relative error on
+    ``radii``) and that error."""
+    if step is not None:
+        return float(step), _max_rel_error(*_sinc_terms(m, step), radii)
+    res = minimize_scalar(
+        lambda lh: math.log(_max_rel_error(*_sinc_terms(m, math.exp(lh)), radii) + 1e-300),
+        bounds=(math.log(0.01), math.log(3.0)),
+        method="bounded",
+        options={"xatol": 1e-3},
+    )
+    return math.exp(res.x), math.exp(res.fun)
+
+
+def _fewest_terms(
+    build: Callable[[int], tuple[float, float]], tol: float, r_min: float, r_max: float
+) -> tuple[int, float, float]:
+    """The smallest :math:`M` (at most 400) whose quadrature ``build(M) -> (h, error)`` reaches ``tol``: grow
+    :math:`M` geometrically, then bisect back; returns :math:`M`, :math:`h` and the error."""
+    lo, m = 3, 4  # lo: largest M known to fail
+    while True:
+        h, err = build(m)
+        if err <= tol:
+            break
+        if m >= 400:
+            raise SolverError(
+                f"sinc quadrature of 1/r did not reach tol={tol:g} on [{r_min:g}, {r_max:g}] with "
+                f"401 terms (error {err:.2e})"
+            )
+        lo, m = m, min(400, m + max(1, m // 5))
+    while m - lo > 1:
+        mid = (lo + m) // 2
+        h_mid, err_mid = build(mid)
+        if err_mid <= tol:
+            m, h, err = mid, h_mid, err_mid
+        else:
+            lo = mid
+    return m, h, err
 
 
 def long_range_cp(
@@ -200,16 +209,16 @@ def long_range_cp(
     :math:`\sum_i q_i K(|x - x_i|)` for a Gaussian sum :math:`K`:
     :math:`A_l[j, (i, k)] = e^{-p_k (x_{l,j} - x_{i,l})^2}`, :math:`w_{(i,k)} = q_i a_k` (rank :math:`N R`),
     built in the chosen backend."""
-    be = _resolve_backend(backend, dtype, device, charges, positions)
-    boxa = _check_box(box)
+    be = resolve_backend(backend, dtype, device, charges, positions)
+    boxa = check_box(box)
     d = boxa.shape[0]
-    degs = _check_degrees(degree, d)
+    degs = check_degrees(degree, d)
     q = be.asarray(charges).reshape(-1)
     pos = be.asarray(positions)
     if pos.ndim != 2 or tuple(pos.shape) != (q.shape[0], d):
         raise SolverError(f"positions must have shape (N={q.shape[0]}, {d}), got {tuple(pos.shape)}")
-    _check_finite(q, "charges")
-    _check_finite(pos, "positions")
+    check_finite(q, "charges")
+    check_finite(pos, "positions")
     p = be.asarray(kernel.exponents)
     with be.context():
         mats = []
@@ -246,7 +255,7 @@ def newton_potential(
     the full tensor is never formed.
     Evaluate the exact reference with ``kernel.split(n_long)[0]`` (a :class:`GaussianSum`).
     """
-    boxa = _check_box(box)
+    boxa = check_box(box)
     if kernel is None:
         width = boxa[:, 1] - boxa[:, 0]
         kernel = newton_sinc_quadrature(float(width.min()) / 256, float(np.linalg.norm(width)))

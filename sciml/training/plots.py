@@ -1,22 +1,21 @@
-"""The PNGs of a run report: prediction vs truth vs error, spectra, loss curves, rollout error."""
+"""The PNGs of a run report: prediction vs truth vs error, spectra, loss curves, rollout error.
+
+Drawn on :class:`matplotlib.figure.Figure` objects, never through ``pyplot``: the caller's matplotlib
+backend and figures are left alone.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import torch
+from matplotlib.figure import Figure
+
+from sciml.bench.record import save_figure
 
 
-def _save(fig: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    tmp.replace(path)
+def _save(fig: Figure, path: Path) -> None:
+    save_figure(fig, path, dpi=110, bbox_inches="tight")
 
 
 def plot_example(path: Path, x: torch.Tensor, y: torch.Tensor, pred: torch.Tensor) -> None:
@@ -27,7 +26,8 @@ def plot_example(path: Path, x: torch.Tensor, y: torch.Tensor, pred: torch.Tenso
         ("prediction", pred[0, -1]),
         ("error", pred[0, -1] - y[0, -1]),
     ]
-    fig, axes = plt.subplots(1, 4, figsize=(14, 3.4))
+    fig = Figure(figsize=(14, 3.4))
+    axes = fig.subplots(1, 4)
     vmax = float(y[0, -1].abs().max())
     for ax, (title, field) in zip(axes, panels, strict=True):
         kwargs = {"cmap": "RdBu_r"}
@@ -43,7 +43,8 @@ def plot_example(path: Path, x: torch.Tensor, y: torch.Tensor, pred: torch.Tenso
 
 def plot_spectra(path: Path, predicted: torch.Tensor, truth: torch.Tensor) -> None:
     """Radially binned spectra of prediction and truth (test-set mean), log-log."""
-    fig, ax = plt.subplots(figsize=(5, 4))
+    fig = Figure(figsize=(5, 4))
+    ax = fig.subplots()
     k = torch.arange(len(truth))
     ax.loglog(k[1:], truth[1:], label="truth", color="k")
     ax.loglog(k[1:], predicted[1:], label="prediction", color="C3", linestyle="--")
@@ -55,7 +56,8 @@ def plot_spectra(path: Path, predicted: torch.Tensor, truth: torch.Tensor) -> No
 
 def plot_losses(path: Path, history: list[dict]) -> None:
     """Training loss and validation error per epoch."""
-    fig, ax = plt.subplots(figsize=(5, 4))
+    fig = Figure(figsize=(5, 4))
+    ax = fig.subplots()
     epochs = [h["epoch"] for h in history]
     ax.semilogy(epochs, [h["train_loss"] for h in history], label="train loss")
     if "valid_l2" in history[0]:
@@ -67,7 +69,8 @@ def plot_losses(path: Path, history: list[dict]) -> None:
 
 def plot_rollout(path: Path, curve: list[float]) -> None:
     """Relative L2 error of each autoregressively predicted frame."""
-    fig, ax = plt.subplots(figsize=(5, 4))
+    fig = Figure(figsize=(5, 4))
+    ax = fig.subplots()
     ax.plot(range(1, len(curve) + 1), curve, marker="o")
     ax.set_xlabel("predicted frame")
     ax.set_ylabel("relative L2 error")

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from sciml.benchmarking import environment
+from sciml.bench.record import environment
 from sciml.datasets.windows import advance_window
 from sciml.metrics import scalar_spectrum, sobolev_error_for
 from sciml.training.config import RunConfig

@@ -1,16 +1,17 @@
-"""FieldNormalizer: streaming statistics equal NumPy's, exact inverse, JSON round trip."""
+"""Normalization: FieldNormalizer's streaming statistics equal NumPy's; Normalized applies them exactly."""
 
 from __future__ import annotations
 
 import itertools
-import json
 
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from sciml.datasets import ArrayTrajectoryDataset, FieldNormalizer, TimeWindowDataset
 from sciml.errors import ConfigError, DataFormatError
+from sciml.models.wrappers import Normalized
 
 N, T, C, NX, NY = 5, 6, 3, 8, 4
 
@@ -75,41 +76,55 @@ def test_windowed_channels_pool_frames_per_field(data) -> None:
     pooled = xs.reshape(len(windows), t_in, C, NX, NY)
     np.testing.assert_allclose(norm.mean, pooled.mean(axis=(0, 1, 3, 4)), rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(norm.std, pooled.std(axis=(0, 1, 3, 4)), rtol=1e-10, atol=1e-10)
-    # the per-field statistics apply to every frame of a window (time-major channels)
-    x = windows[0]["x"]
-    z = norm.normalize(x)
+    # the per-field statistics, tiled time-major, apply to every frame of a window
+    x = windows[0]["x"][None].float()
+    mean, std = norm.mean_tensor(repeat=t_in), norm.std_tensor(repeat=t_in)
+    assert mean.shape == (t_in * C,)
+    z = Normalized(nn.Identity(), mean, std, torch.zeros(t_in * C), torch.ones(t_in * C))(x)
     for j in range(t_in):
         for c in range(C):
-            expected = (x[j * C + c] - norm.mean[c]) / norm.std[c]
-            torch.testing.assert_close(z[j * C + c], expected)
-    assert norm.mean_tensor(repeat=t_in).shape == (t_in * C,)
+            expected = (x[0, j * C + c] - np.float32(norm.mean[c])) / np.float32(norm.std[c])
+            torch.testing.assert_close(z[0, j * C + c], expected)
     torch.testing.assert_close(norm.mean_tensor(repeat=2)[C:], norm.mean_tensor())
     # outputs of the windows: fit on "y"
     out = FieldNormalizer().fit(windows, key="y")
     assert out.n_channels == C
 
 
-def test_normalize_then_denormalize_is_the_identity(data) -> None:
+def test_normalized_round_trip_returns_the_input(data) -> None:
+    """x -> normalized -> back with the same statistics is the identity (float64 input, float32 stats)."""
     norm = FieldNormalizer().fit(ArrayTrajectoryDataset(data))
-    traj = torch.from_numpy(data[1])  # [T, C, *grid]
-    z = norm.normalize(traj, channel_dim=1)
-    assert z.dtype == torch.float64
-    flat = z.transpose(0, 1).reshape(C, -1)
-    torch.testing.assert_close(flat.mean(dim=1), torch.zeros(C, dtype=torch.float64), atol=0.5, rtol=0)
-    torch.testing.assert_close(norm.denormalize(z, channel_dim=1), traj, rtol=1e-12, atol=1e-12)
-    # over the whole data the normalized values have mean 0 and std 1
-    zall = norm.normalize(data.reshape(N * T, C, NX, NY), channel_dim=1)
-    np.testing.assert_allclose(zall.mean(axis=(0, 2, 3)), 0.0, atol=1e-9)
-    np.testing.assert_allclose(zall.std(axis=(0, 2, 3)), 1.0, rtol=1e-9)
-    # [C, *grid] samples, float32, and the module variant agree
-    sample = torch.from_numpy(data[0, 0]).float()
-    z32 = norm.normalize(sample)
-    assert z32.dtype == torch.float32
-    torch.testing.assert_close(norm.denormalize(z32), sample, rtol=1e-5, atol=1e-3)
-    module = norm.as_module(channel_dim=1)
-    torch.testing.assert_close(module(sample[None]), z32[None], rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(module.inverse(module(sample[None])), sample[None], rtol=1e-5, atol=1e-3)
-    assert set(dict(module.named_buffers())) == {"mean", "std"}
+    mean, std = norm.mean_tensor(), norm.std_tensor()
+    x = torch.from_numpy(data[1])  # [T, C, *grid]: T samples of C channels
+    out = Normalized(nn.Identity(), mean, std, mean, std)(x)
+    assert out.dtype == torch.float64
+    torch.testing.assert_close(out, x, rtol=1e-12, atol=1e-12)
+
+
+def test_normalized_inputs_have_zero_mean_and_unit_std() -> None:
+    rng = np.random.default_rng(1)
+    scales, offsets = np.array([2.0, 50.0]), np.array([-3.0, 7.0])
+    data = rng.standard_normal((4, 5, 2, 8, 8)) * scales[:, None, None] + offsets[:, None, None]
+    norm = FieldNormalizer().fit(ArrayTrajectoryDataset(data))
+    model = Normalized(nn.Identity(), norm.mean_tensor(), norm.std_tensor(), torch.zeros(2), torch.ones(2))
+    z = model(torch.from_numpy(data.reshape(20, 2, 8, 8)))
+    torch.testing.assert_close(z.mean(dim=(0, 2, 3)), torch.zeros(2, dtype=torch.float64), rtol=0, atol=1e-6)
+    std = z.std(dim=(0, 2, 3), correction=0)
+    torch.testing.assert_close(std, torch.ones(2, dtype=torch.float64), rtol=1e-6, atol=0)
+
+
+def test_normalized_matches_a_hand_computation() -> None:
+    """y = model((x - x_mean) / x_std) * y_std + y_mean, channel by channel."""
+    torch.manual_seed(0)
+    model = nn.Conv2d(2, 3, kernel_size=1)
+    x_mean, x_std = torch.tensor([1.0, -2.0]), torch.tensor([0.5, 4.0])
+    y_mean, y_std = torch.tensor([10.0, 0.0, -1.0]), torch.tensor([2.0, 3.0, 0.25])
+    x = torch.randn(2, 2, 5, 4)
+    got = Normalized(model, x_mean, x_std, y_mean, y_std)(x)
+    z = torch.stack([(x[:, c] - x_mean[c]) / x_std[c] for c in range(2)], dim=1)
+    out = model(z)
+    expected = torch.stack([out[:, c] * y_std[c] + y_mean[c] for c in range(3)], dim=1)
+    torch.testing.assert_close(got, expected, rtol=0, atol=0)
 
 
 def test_constant_channel_std_is_floored() -> None:
@@ -117,54 +132,16 @@ def test_constant_channel_std_is_floored() -> None:
     data[:, :, 1] = 7.0
     norm = FieldNormalizer(eps=1e-6).fit(ArrayTrajectoryDataset(data))
     np.testing.assert_array_equal(norm.std, [1e-6, 1e-6])
-    z = norm.normalize(torch.from_numpy(data[0]), channel_dim=1)
+    model = Normalized(nn.Identity(), norm.mean_tensor(), norm.std_tensor(), torch.zeros(2), torch.ones(2))
+    z = model(torch.from_numpy(data[0]))
     assert torch.isfinite(z).all() and float(z.abs().max()) == 0.0
-
-
-def test_state_dict_and_json_round_trip(data, tmp_path) -> None:
-    norm = FieldNormalizer(eps=1e-7).fit(ArrayTrajectoryDataset(data, field_names=("p", "u", "v")))
-    state = norm.state_dict()
-    assert json.loads(json.dumps(state)) == state  # plain JSON types only
-    restored = FieldNormalizer.from_state_dict(state)
-    np.testing.assert_array_equal(restored.mean, norm.mean)
-    np.testing.assert_array_equal(restored.std, norm.std)
-    path = norm.save(tmp_path / "stats" / "norm.json")
-    assert sorted(p.name for p in path.parent.iterdir()) == ["norm.json"]  # no temporary file left
-    loaded = FieldNormalizer.load(path)
-    np.testing.assert_array_equal(loaded.mean, norm.mean)
-    np.testing.assert_array_equal(loaded.std, norm.std)
-    assert loaded.count == norm.count and loaded.eps == norm.eps
-    assert loaded.channel_names == ("p", "u", "v")
-    x = torch.from_numpy(data[2, 3])
-    torch.testing.assert_close(loaded.normalize(x), norm.normalize(x), rtol=0, atol=0)
-    # streaming can continue from a loaded state and still equals numpy
-    loaded.update(torch.from_numpy(data[0]), channel_dim=1)
-    both = np.concatenate([data, data[:1]])
-    np.testing.assert_allclose(loaded.mean, numpy_stats(both)[0], rtol=1e-10, atol=1e-10)
-    # a hand-written state with mean/std only is accepted
-    simple = FieldNormalizer.from_state_dict({"mean": [1.0, 2.0], "std": [3.0, 4.0]})
-    np.testing.assert_allclose(simple.std, [3.0, 4.0])
-
-
-def test_load_of_bad_files_is_a_data_format_error(tmp_path) -> None:
-    bad = tmp_path / "bad.json"
-    bad.write_text("{not json")
-    with pytest.raises(DataFormatError, match=r"bad\.json.*not valid JSON"):
-        FieldNormalizer.load(bad)
-    bad.write_text(json.dumps({"mean": [0.0, 1.0], "var": [1.0]}))
-    with pytest.raises(DataFormatError, match="2 means and 1 variances"):
-        FieldNormalizer.load(bad)
-    with pytest.raises(DataFormatError, match=r"missing\.json"):
-        FieldNormalizer.load(tmp_path / "missing.json")
 
 
 def test_errors_name_the_problem(data) -> None:
     norm = FieldNormalizer()
     with pytest.raises(ConfigError, match="no statistics"):
-        norm.normalize(torch.zeros(C, 2, 2))
+        norm.mean_tensor()
     norm.fit(ArrayTrajectoryDataset(data))
-    with pytest.raises(ConfigError, match=r"4 channels.*multiple of 3"):
-        norm.normalize(torch.zeros(4, 2, 2))
     with pytest.raises(ConfigError, match="earlier batches had 3"):
         norm.update(torch.zeros(2, 4, 4))
     with pytest.raises(ConfigError, match="repeat=2"):

@@ -11,6 +11,13 @@ import torch
 from sciml.errors import ConfigError, SolverError
 from sciml.solvers import chebyshev_tucker as ct
 from sciml.solvers import newton_kernel as nk
+from sciml.solvers.chebyshev_basis import (
+    chebyshev_points,
+    chebyshev_vandermonde,
+    coefficients_from_values,
+    l2_gram,
+)
+from sciml.solvers.tucker_hosvd import rank_from_singular_values
 
 RNG = np.random.default_rng(0)
 BOX = [(0.0, 2.0), (-1.0, 3.0), (1.0, 2.0)]
@@ -27,9 +34,9 @@ def runge(x, y, z):
 
 def test_dct_coefficients_of_single_chebyshev_polynomials():
     n = 7
-    t = ct.chebyshev_points(n)
+    t = chebyshev_points(n)
     for k in range(n + 1):
-        c = ct.coefficients_from_values(np.cos(k * np.arccos(t)))
+        c = coefficients_from_values(np.cos(k * np.arccos(t)))
         expected = np.zeros(n + 1)
         expected[k] = 1.0
         np.testing.assert_allclose(c, expected, atol=1e-13)
@@ -79,7 +86,7 @@ def test_ranks_far_below_degree_and_error_estimate():
     assert max(approx.ranks) <= 12 < 61
     assert approx.error_estimate <= 1e-6
     assert len(approx.singular_values) == 3 and approx.singular_values[0].shape == (61,)
-    full = ct.coefficients_from_values(runge(*np.meshgrid(*[ct.chebyshev_points(60)] * 3, indexing="ij")))
+    full = coefficients_from_values(runge(*np.meshgrid(*[chebyshev_points(60)] * 3, indexing="ij")))
     rel = np.linalg.norm(approx.coefficients() - full) / np.linalg.norm(full)
     # HOSVD bound: max_k tail_k <= error <= sqrt(sum_k tail_k^2) = error_estimate
     assert approx.error_estimate / math.sqrt(3) <= rel <= approx.error_estimate * (1 + 1e-9)
@@ -106,9 +113,9 @@ def test_rank_rule_on_known_singular_values():
     sigma = 10.0 ** -np.arange(8.0)
     norm = float(np.linalg.norm(sigma))
     # tails: sqrt(sum_{j>=r} sigma_j^2) ~ 10^-r; threshold tol * norm / sqrt(3)
-    assert ct.rank_from_singular_values(sigma, 1e-3, norm, 3) == 4
-    assert ct.rank_from_singular_values(sigma, 0.5, norm, 3) == 1
-    assert ct.rank_from_singular_values(sigma, 1e-12, norm, 3) == 8
+    assert rank_from_singular_values(sigma, 1e-3, norm, 3) == 4
+    assert rank_from_singular_values(sigma, 0.5, norm, 3) == 1
+    assert rank_from_singular_values(sigma, 1e-12, norm, 3) == 8
     # a tensor with those mode singular values: diagonal core in orthogonal bases
     n = 8
     q = [np.linalg.qr(RNG.standard_normal((n, n)))[0] for _ in range(3)]
@@ -175,7 +182,7 @@ def test_cp_path_matches_full_path():
         return out
 
     box = [(-1, 1)] * 3
-    mats = [np.exp(-widths * (ct.chebyshev_points(n)[:, None] - centers[:, k]) ** 2) for k in range(3)]
+    mats = [np.exp(-widths * (chebyshev_points(n)[:, None] - centers[:, k]) ** 2) for k in range(3)]
     cp = ct.from_cp(mats, box, weights=weights, tol=1e-10)
     full = ct.chebyshev_tucker(f, box=box, degree=n, tol=1e-10)
     pts = _points(box)
@@ -235,15 +242,15 @@ def test_bad_data():
 def test_l2_gram_matches_quadrature():
     n = 9
     x, w = np.polynomial.legendre.leggauss(20)
-    v = ct.chebyshev_vandermonde(x, n)
-    np.testing.assert_allclose(ct.l2_gram(n), v.T @ (w[:, None] * v), atol=1e-14)
+    v = chebyshev_vandermonde(x, n)
+    np.testing.assert_allclose(l2_gram(n), v.T @ (w[:, None] * v), atol=1e-14)
 
 
 def test_l2_norm_truncation_error_estimate_and_grid_error():
     approx = ct.chebyshev_tucker(runge, degree=40, ranks=6, norm="l2")
     assert approx.norm == "l2"
-    full = ct.coefficients_from_values(runge(*np.meshgrid(*[ct.chebyshev_points(40)] * 3, indexing="ij")))
-    lt = np.linalg.cholesky(ct.l2_gram(40)).T
+    full = coefficients_from_values(runge(*np.meshgrid(*[chebyshev_points(40)] * 3, indexing="ij")))
+    lt = np.linalg.cholesky(l2_gram(40)).T
 
     def l2(c):
         return np.linalg.norm(np.einsum("ai,bj,ck,ijk->abc", lt, lt, lt, c, optimize=True))
@@ -262,14 +269,14 @@ def test_l2_norm_truncation_error_estimate_and_grid_error():
 def test_torch_dct_matches_scipy():
     for shape in [(2, 3), (9, 5), (17, 4, 6)]:
         v = RNG.standard_normal(shape)
-        expected = ct.coefficients_from_values(v)
-        got = ct.coefficients_from_values(torch.tensor(v))
+        expected = coefficients_from_values(v)
+        got = coefficients_from_values(torch.tensor(v))
         assert isinstance(got, torch.Tensor) and got.dtype == torch.float64
         np.testing.assert_allclose(got.numpy(), expected, atol=1e-13)
     v = RNG.standard_normal((8, 3))
     np.testing.assert_allclose(
-        ct.coefficients_from_values(torch.tensor(v), axes=(0,)).numpy(),
-        ct.coefficients_from_values(v, axes=(0,)),
+        coefficients_from_values(torch.tensor(v), axes=(0,)).numpy(),
+        coefficients_from_values(v, axes=(0,)),
         atol=1e-13,
     )
 
@@ -331,7 +338,7 @@ def test_float32(backend):
 
 
 def test_backend_inference_and_conversion():
-    c = ct.coefficients_from_values(runge(*np.meshgrid(*[ct.chebyshev_points(20)] * 3, indexing="ij")))
+    c = coefficients_from_values(runge(*np.meshgrid(*[chebyshev_points(20)] * 3, indexing="ij")))
     from_torch = ct.from_coefficients(torch.tensor(c), [(-1, 1)] * 3, tol=1e-8)
     assert from_torch.backend == "pytorch" and from_torch.device == torch.device("cpu")
     as_numpy = from_torch.to("numpy")
@@ -449,4 +456,75 @@ def test_newton_bad_inputs():
         nk.newton_potential(np.ones(2), np.zeros((2, 3)), kernel=[1.0])
     with pytest.raises(SolverError, match="finite"):
         nk.newton_potential(np.array([1.0, np.nan]), np.zeros((2, 3)))
-    assert ct.newton_potential is nk.newton_potential  # still reachable from the old module
+
+
+# ---------------------------------------------------------------------------------------------------------
+# module layout
+
+
+def _solver_imports() -> dict[str, list[tuple[str, str]]]:
+    """Per module of sciml.solvers: (imported sciml.solvers module, imported name) at run time, including
+    imports inside functions (``if TYPE_CHECKING:`` blocks excluded)."""
+    import ast
+    from pathlib import Path
+
+    import sciml.solvers
+
+    package = Path(sciml.solvers.__file__).parent
+    found: dict[str, list[tuple[str, str]]] = {}
+    for path in sorted(package.glob("*.py")):
+        tree = ast.parse(path.read_text())
+        skipped = {
+            id(node)
+            for block in ast.walk(tree)
+            if isinstance(block, ast.If) and "TYPE_CHECKING" in ast.unparse(block.test)
+            for child in block.body
+            for node in ast.walk(child)
+        }
+        edges = []
+        for node in ast.walk(tree):
+            if id(node) in skipped or not isinstance(node, ast.ImportFrom) or not node.module:
+                continue
+            for alias in node.names:
+                if node.module == "sciml.solvers":  # from sciml.solvers import module
+                    edges.append((alias.name, ""))
+                elif node.module.startswith("sciml.solvers."):
+                    edges.append((node.module.removeprefix("sciml.solvers."), alias.name))
+        found[path.stem] = edges
+    return found
+
+
+def test_solver_modules_form_no_import_cycle_and_share_no_private_names():
+    """The Newton-kernel helpers once imported private checks from chebyshev_tucker, which imported them back
+    through a module ``__getattr__``: shared helpers now live in modules both import."""
+    imports = _solver_imports()
+    private = [
+        (mod, target, name) for mod, edges in imports.items() for target, name in edges if name[:1] == "_"
+    ]
+    assert not private, f"private names imported across modules: {private}"
+    graph = {mod: {target for target, _ in edges if target in imports} for mod, edges in imports.items()}
+    done: set[str] = set()
+
+    def visit(mod: str, path: tuple[str, ...]) -> None:
+        assert mod not in path, f"import cycle: {' -> '.join((*path, mod))}"
+        if mod not in done:
+            for target in graph[mod]:
+                visit(target, (*path, mod))
+            done.add(mod)
+
+    for mod in graph:
+        visit(mod, ())
+    assert not hasattr(ct, "newton_potential")  # no compatibility re-export
+
+
+def test_benchmark_figure_leaves_the_matplotlib_backend_alone(tmp_path, load_script, monkeypatch):
+    import matplotlib
+
+    def forbid(*args, **kwargs):
+        pytest.fail(f"matplotlib.use{args} called: a benchmark must not change the caller's backend")
+
+    monkeypatch.setattr(matplotlib, "use", forbid)
+    script = load_script("chebyshev_tucker")
+    particles = [{"N": 1, "ranks": (2, 2, 2), "cp_rank": 12}, {"N": 10, "ranks": (5, 5, 5), "cp_rank": 120}]
+    script._plot(tmp_path / "decay.png", 8, particles)
+    assert (tmp_path / "decay.png").stat().st_size > 0

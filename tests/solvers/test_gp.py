@@ -8,7 +8,9 @@ import torch
 from linear_operator.operators import DenseLinearOperator, KroneckerProductLinearOperator
 
 from sciml.errors import ConfigError, SciMLError, SolverError
-from sciml.solvers import gp
+from sciml.solvers.gp import GPSolver
+from sciml.solvers.gp_problem import PDEProblem
+from sciml.solvers.kronecker import kron_logdet, kron_solve, kron_whiten, mode_dot
 
 F64 = torch.float64
 PI = math.pi
@@ -47,20 +49,20 @@ def test_kronecker_solve_logdet_and_mode_products_match_dense(shape):
     u = torch.randn(shape, generator=gen, dtype=F64)
     full = _dense_kron(ks)
     vec = u.reshape(-1)
-    torch.testing.assert_close(gp.kron_solve(chols, u).reshape(-1), torch.linalg.solve(full, vec))
-    torch.testing.assert_close(gp.kron_logdet(chols), torch.logdet(full))
-    torch.testing.assert_close(gp.kron_whiten(chols, u).square().sum(), vec @ torch.linalg.solve(full, vec))
+    torch.testing.assert_close(kron_solve(chols, u).reshape(-1), torch.linalg.solve(full, vec))
+    torch.testing.assert_close(kron_logdet(chols), torch.logdet(full))
+    torch.testing.assert_close(kron_whiten(chols, u).square().sum(), vec @ torch.linalg.solve(full, vec))
     # mode products = Kronecker matvec, also through linear_operator's Kronecker operator
     mats = [torch.randn(n, n, generator=gen, dtype=F64) for n in shape]
     prod = u
     for mode, m in enumerate(mats):
-        prod = gp.mode_dot(prod, m, mode)
+        prod = mode_dot(prod, m, mode)
     torch.testing.assert_close(prod.reshape(-1), _dense_kron(mats) @ vec)
     kron_op = KroneckerProductLinearOperator(*[DenseLinearOperator(m) for m in mats])
     torch.testing.assert_close(prod.reshape(-1), kron_op.matmul(vec[:, None])[:, 0])
     # a mode product may change the length of the mode (evaluation on another grid)
     rect = torch.randn(7, shape[-1], generator=gen, dtype=F64)
-    assert gp.mode_dot(u, rect, len(shape) - 1).shape == (*shape[:-1], 7)
+    assert mode_dot(u, rect, len(shape) - 1).shape == (*shape[:-1], 7)
 
 
 def _capture_problem(box, keys):
@@ -72,7 +74,7 @@ def _capture_problem(box, keys):
             seen[key] = d[key]
         return d[keys[0]] - 1.0
 
-    problem = gp.PDEProblem(box=box, residual=residual, boundary=lambda x: torch.zeros(len(x), dtype=x.dtype))
+    problem = PDEProblem(box=box, residual=residual, boundary=lambda x: torch.zeros(len(x), dtype=x.dtype))
     return problem, seen
 
 
@@ -81,7 +83,7 @@ def _capture_problem(box, keys):
 def test_objective_and_grid_derivatives_match_dense_computation(parametrization, u_on_grid):
     box = [(0.0, 1.0), (-1.0, 2.0)]
     problem, seen = _capture_problem(box, ["xx", "u", "xy", "y"])
-    solver = gp.GPSolver(
+    solver = GPSolver(
         problem,
         (5, 6),
         kernel="stm",
@@ -97,8 +99,8 @@ def test_objective_and_grid_derivatives_match_dense_computation(parametrization,
         solver.log_tau_b.fill_(0.3)
         solver.log_tau_r.fill_(-0.2)
         terms = solver.objective_terms()
-        kx, ky = solver.kernels
-        xg, yg = solver.grids
+        kx, ky = solver.prior.kernels
+        xg, yg = solver.grid.axes
 
         def block(kernel, g, a):
             return kernel.derivative_matrix(g, g, a, 0)
@@ -129,7 +131,7 @@ def test_objective_and_grid_derivatives_match_dense_computation(parametrization,
         for key, value in expected.items():
             torch.testing.assert_close(seen[key].reshape(-1), value, msg=key)
         r_sse = (expected["xx"] - 1.0).square().sum()
-        b_sse = expected["u"].reshape(5, 6)[solver.boundary_mask].square().sum()
+        b_sse = expected["u"].reshape(5, 6)[solver.grid.boundary_mask].square().sum()
         objective = (
             -0.5 * torch.logdet(full)
             - 0.5 * quad
@@ -140,7 +142,7 @@ def test_objective_and_grid_derivatives_match_dense_computation(parametrization,
         torch.testing.assert_close(terms["objective"], objective)
         # the solution object evaluates the same conditional mean anywhere
         sol = solver.solution()
-        torch.testing.assert_close(sol.on_grid(solver.grids, "xy").reshape(-1), deriv(1, 1))
+        torch.testing.assert_close(sol.on_grid(solver.grid.axes, "xy").reshape(-1), deriv(1, 1))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -149,7 +151,7 @@ def test_objective_and_grid_derivatives_match_dense_computation(parametrization,
 
 def _poisson_1d():
     exact = lambda x: torch.sin(2 * x[..., 0])  # noqa: E731
-    return gp.PDEProblem(
+    return PDEProblem(
         box=[(0.0, PI)],
         residual=lambda d, x: d["xx"] + 4.0 * torch.sin(2 * x[..., 0]),
         boundary=exact,
@@ -160,7 +162,7 @@ def _poisson_1d():
 @pytest.fixture(scope="module")
 def poisson_fit():
     problem, exact = _poisson_1d()
-    solver = gp.GPSolver(problem, 30, kernel="stm", freq_scale=2.0, jitter=1e-9)
+    solver = GPSolver(problem, 30, kernel="stm", freq_scale=2.0, jitter=1e-9)
     solution = solver.fit(300, lbfgs_iterations=600, log_every=100, progress=False)
     return solver, solution, exact
 
@@ -189,7 +191,7 @@ def test_solution_derivatives_and_evaluation_anywhere(poisson_fit):
     assert scale(ddu + 4 * torch.sin(2 * x)) / scale(4 * torch.sin(2 * x)) < 1e-4
     # scattered evaluation == tensor-grid evaluation; at the grid points == the fitted grid values
     torch.testing.assert_close(solution(pts), solution.on_grid([x]), rtol=1e-12, atol=1e-12)
-    grid = solver.grids[0]
+    grid = solver.grid.axes[0]
     torch.testing.assert_close(solution(grid[:, None]), solution.grid_values, rtol=0, atol=1e-10)
     torch.testing.assert_close(solution.latent_values, solution.grid_values, rtol=0, atol=1e-4)
     torch.testing.assert_close(solution(np.asarray(grid)[:, None]), solution(grid[:, None]))
@@ -203,8 +205,8 @@ def test_allen_cahn_1d_converges():
         source = -4.0 * u_ex + u_ex * (u_ex**2 - 1.0)
         return d["xx"] + d["u"] * (d["u"] ** 2 - 1.0) - source
 
-    problem = gp.PDEProblem(box=[(0.0, PI)], residual=residual, boundary=exact)
-    solver = gp.GPSolver(problem, 30, kernel="gm", freq_scale=2.0, jitter=1e-9)
+    problem = PDEProblem(box=[(0.0, PI)], residual=residual, boundary=exact)
+    solver = GPSolver(problem, 30, kernel="gm", freq_scale=2.0, jitter=1e-9)
     solution = solver.fit(300, lbfgs_iterations=600, progress=False)
     x = torch.linspace(0.0, PI, 1001, dtype=F64)[:, None]
     err = torch.linalg.vector_norm(solution(x) - exact(x)) / torch.linalg.vector_norm(exact(x))
@@ -213,12 +215,12 @@ def test_allen_cahn_1d_converges():
 
 def test_poisson_2d_solution_and_mixed_derivative():
     exact = lambda x: torch.sin(PI * x[..., 0]) * torch.sin(PI * x[..., 1])  # noqa: E731
-    problem = gp.PDEProblem(
+    problem = PDEProblem(
         box=[(0.0, 1.0), (0.0, 1.0)],
         residual=lambda d, x: d["xx"] + d["yy"] + 2 * PI**2 * exact(x),
         boundary=exact,
     )
-    solver = gp.GPSolver(problem, (12, 13), kernel="gm", n_components=10, freq_scale=1.0, jitter=1e-9)
+    solver = GPSolver(problem, (12, 13), kernel="gm", n_components=10, freq_scale=1.0, jitter=1e-9)
     solution = solver.fit(200, lbfgs_iterations=300, progress=False)
     g = torch.linspace(0.0, 1.0, 41, dtype=F64)
     mesh = torch.stack(torch.meshgrid(g, g, indexing="ij"), -1)
@@ -234,15 +236,15 @@ def test_poisson_2d_solution_and_mixed_derivative():
 
 def test_3d_evaluation_matches_grid_derivatives():
     problem, seen = _capture_problem([(0.0, 1.0), (0.0, 2.0), (-1.0, 1.0)], ["u", "xz", "yy"])
-    solver = gp.GPSolver(problem, (4, 5, 6), kernel="matern", jitter=1e-4)
+    solver = GPSolver(problem, (4, 5, 6), kernel="matern", jitter=1e-4)
     with torch.no_grad():
         solver.latent.copy_(torch.randn(4, 5, 6, generator=torch.Generator().manual_seed(3), dtype=F64))
         solver.objective_terms()
     solution = solver.solution()
     for key in ("u", "xz", "yy"):
-        on_grid = solution.on_grid(solver.grids, key)
+        on_grid = solution.on_grid(solver.grid.axes, key)
         torch.testing.assert_close(on_grid, seen[key].detach(), msg=key)
-        scattered = solution(solver.points.reshape(-1, 3), key)
+        scattered = solution(solver.grid.points.reshape(-1, 3), key)
         torch.testing.assert_close(scattered, on_grid.reshape(-1), msg=key)
 
 
@@ -250,7 +252,7 @@ def test_monitoring_reference_never_changes_the_result():
     problem, exact = _poisson_1d()
     sols = []
     for reference in (None, exact):
-        solver = gp.GPSolver(problem, 20, kernel="se", freq_scale=2.0)
+        solver = GPSolver(problem, 20, kernel="se", freq_scale=2.0)
         sols.append(solver.fit(30, log_every=10, progress=False, reference=reference))
     torch.testing.assert_close(sols[0].alpha, sols[1].alpha, rtol=0, atol=0)
     assert all("test_rel_l2" in h for h in sols[1].history)
@@ -271,15 +273,15 @@ def _zero(x):
 
 def test_zero_width_or_non_finite_box_raises():
     with pytest.raises(ConfigError, match=r"width 0.0; expected lo < hi"):
-        gp.PDEProblem(box=[(0.0, 1.0), (2.0, 2.0)], residual=_residual, boundary=_zero)
+        PDEProblem(box=[(0.0, 1.0), (2.0, 2.0)], residual=_residual, boundary=_zero)
     with pytest.raises(ConfigError, match="finite"):
-        gp.PDEProblem(box=[(0.0, math.inf)], residual=_residual, boundary=_zero)
+        PDEProblem(box=[(0.0, math.inf)], residual=_residual, boundary=_zero)
 
 
 def test_wrong_residual_shape_raises():
-    problem = gp.PDEProblem(box=[(0.0, 1.0)] * 2, residual=lambda d, x: d["xx"].reshape(-1), boundary=_zero)
+    problem = PDEProblem(box=[(0.0, 1.0)] * 2, residual=lambda d, x: d["xx"].reshape(-1), boundary=_zero)
     with pytest.raises(SolverError, match=r"shape \(80,\); expected the grid shape \(8, 10\)"):
-        gp.GPSolver(problem, (8, 10))
+        GPSolver(problem, (8, 10))
 
 
 def test_non_finite_boundary_values_raise():
@@ -288,35 +290,35 @@ def test_non_finite_boundary_values_raise():
         out[3] = math.nan
         return out
 
-    problem = gp.PDEProblem(box=[(0.0, 1.0)] * 2, residual=_residual, boundary=boundary)
+    problem = PDEProblem(box=[(0.0, 1.0)] * 2, residual=_residual, boundary=boundary)
     with pytest.raises(SolverError, match="finite values; got nan"):
-        gp.GPSolver(problem, 6)
-    wrong = gp.PDEProblem(box=[(0.0, 1.0)], residual=_residual, boundary=lambda x: torch.zeros(5))
+        GPSolver(problem, 6)
+    wrong = PDEProblem(box=[(0.0, 1.0)], residual=_residual, boundary=lambda x: torch.zeros(5))
     with pytest.raises(SolverError, match=r"expected \(2,\)"):
-        gp.GPSolver(wrong, 6)
+        GPSolver(wrong, 6)
 
 
 def test_residual_independent_of_u_raises():
-    problem = gp.PDEProblem(box=[(0.0, 1.0)], residual=lambda d, x: torch.sin(x[..., 0]), boundary=_zero)
+    problem = PDEProblem(box=[(0.0, 1.0)], residual=lambda d, x: torch.sin(x[..., 0]), boundary=_zero)
     with pytest.raises(SolverError, match="does not depend on u"):
-        gp.GPSolver(problem, 10)
+        GPSolver(problem, 10)
     # a residual that uses u but with a zero coefficient is caught as well
-    problem = gp.PDEProblem(box=[(0.0, 1.0)], residual=lambda d, x: 0.0 * d["xx"] + x[..., 0], boundary=_zero)
+    problem = PDEProblem(box=[(0.0, 1.0)], residual=lambda d, x: 0.0 * d["xx"] + x[..., 0], boundary=_zero)
     with pytest.raises(SolverError, match="does not depend on u"):
-        gp.GPSolver(problem, 10)
+        GPSolver(problem, 10)
 
 
 def test_non_finite_residual_and_bad_keys_raise():
-    problem = gp.PDEProblem(box=[(0.0, 1.0)], residual=lambda d, x: d["xx"] / 0.0, boundary=_zero)
+    problem = PDEProblem(box=[(0.0, 1.0)], residual=lambda d, x: d["xx"] / 0.0, boundary=_zero)
     with pytest.raises(SolverError, match="non-finite"):
-        gp.GPSolver(problem, 10)
-    problem = gp.PDEProblem(box=[(0.0, 1.0)], residual=lambda d, x: d["yy"], boundary=_zero)
+        GPSolver(problem, 10)
+    problem = PDEProblem(box=[(0.0, 1.0)], residual=lambda d, x: d["yy"], boundary=_zero)
     with pytest.raises(ConfigError, match=r"'y' is not a dimension name"):
-        gp.GPSolver(problem, 10)
+        GPSolver(problem, 10)
 
 
 def test_bad_solver_arguments_raise():
-    problem = gp.PDEProblem(box=[(0.0, 1.0)], residual=_residual, boundary=_zero)
+    problem = PDEProblem(box=[(0.0, 1.0)], residual=_residual, boundary=_zero)
     for kwargs, match in [
         ({"grid_sizes": 2}, "grid_sizes"),
         ({"grid_sizes": 8, "kernel": "rbf"}, "unknown kernel"),
@@ -324,8 +326,8 @@ def test_bad_solver_arguments_raise():
         ({"grid_sizes": 8, "parametrization": "x"}, "parametrization"),
     ]:
         with pytest.raises(SciMLError, match=match):
-            gp.GPSolver(problem, **kwargs)
-    solver = gp.GPSolver(problem, 8)
+            GPSolver(problem, **kwargs)
+    solver = GPSolver(problem, 8)
     with pytest.raises(ConfigError, match="iterations"):
         solver.fit(-1)
     with pytest.raises(ConfigError, match="keep"):
@@ -334,7 +336,7 @@ def test_bad_solver_arguments_raise():
 
 def test_lbfgs_with_kernel_and_keep_last():
     problem, _ = _poisson_1d()
-    solver = gp.GPSolver(problem, 16, kernel="gm", n_components=4, freq_scale=2.0)
+    solver = GPSolver(problem, 16, kernel="gm", n_components=4, freq_scale=2.0)
     solver.fit(20, progress=False)
     after_adam = solver.best_loss
     solution = solver.fit(0, lbfgs_iterations=10, lbfgs_kernel=True, progress=False)
@@ -350,10 +352,10 @@ def test_boundary_lift_interpolates_the_dirichlet_data():
     def data(x):
         return x[..., 0] ** 2 + torch.sin(x[..., 1]) + 0.5 * x[..., 0] * x[..., 1]
 
-    problem = gp.PDEProblem(box=[(0.0, 1.0), (-1.0, 2.0)], residual=_residual, boundary=data)
-    solver = gp.GPSolver(problem, (7, 9), kernel="se")
-    lift = solver.boundary_lift()
-    torch.testing.assert_close(lift, data(solver.points))
+    problem = PDEProblem(box=[(0.0, 1.0), (-1.0, 2.0)], residual=_residual, boundary=data)
+    solver = GPSolver(problem, (7, 9), kernel="se")
+    lift = solver.grid.boundary_lift()
+    torch.testing.assert_close(lift, data(solver.grid.points))
     # the default start is this lift (through the whitening), the "zeros" start is zero
     torch.testing.assert_close(solver.u, lift)
-    assert float(gp.GPSolver(problem, (7, 9), kernel="se", init="zeros").u.abs().max()) == 0.0
+    assert float(GPSolver(problem, (7, 9), kernel="se", init="zeros").u.abs().max()) == 0.0

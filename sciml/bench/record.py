@@ -1,17 +1,27 @@
-"""What every benchmark record carries: the environment it was measured in, written atomically as JSON."""
+"""What every benchmark record carries and how it is written: the environment, the JSON, the PNG.
+
+Records and figures are written to a unique temporary name in the target folder and renamed into place,
+so a reader never sees half a file. Figures are drawn on a :class:`matplotlib.figure.Figure` (no
+``pyplot``): drawing never changes the matplotlib backend or the global figure state of the caller.
+"""
 
 from __future__ import annotations
 
 import datetime
 import json
 import logging
+import os
 import platform
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 logger = logging.getLogger(__name__)
 
@@ -30,22 +40,40 @@ def environment(device: torch.device | str = "cpu") -> dict[str, Any]:
     }
 
 
-def write_record(path: str | Path, record: dict[str, Any]) -> Path:
-    """Write ``record`` as indented JSON to ``path`` through a temporary file and a rename."""
+def replace_atomically(path: str | Path, write: Callable[[Path], object]) -> Path:
+    """Call ``write(tmp)`` on a unique temporary file beside ``path`` (same suffix), then rename it.
+
+    The temporary file is removed when ``write`` fails; the folder is created when missing.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(record, indent=2))
-    tmp.replace(path)
+    fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path
+
+
+def write_record(path: str | Path, record: dict[str, Any]) -> Path:
+    """Write ``record`` as indented JSON to ``path`` (atomically)."""
+    return replace_atomically(path, lambda tmp: tmp.write_text(json.dumps(record, indent=2)))
+
+
+def save_figure(fig: Figure, path: str | Path, **savefig: Any) -> Path:
+    """Save ``fig`` to ``path`` (atomically; the format from the suffix) with ``Figure.savefig`` options."""
+    return replace_atomically(path, lambda tmp: fig.savefig(tmp, **savefig))
 
 
 def write_record_and_plot(
     path: str | Path, record: dict[str, Any], plot: Callable[[dict[str, Any], Path], object]
 ) -> Path:
-    """Draw ``plot(record, <path>.png)``, then write ``record`` as JSON to ``path`` (both atomically)."""
+    """Draw ``plot(record, <path>.png)``, then write ``record`` as JSON to ``path``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     plot(record, path.with_suffix(".png"))
     write_record(path, record)
     logger.info("wrote %s and %s", path, path.with_suffix(".png"))
@@ -61,14 +89,10 @@ def bar_chart(
     reference: float | None = None,
 ) -> Path:
     """A bar chart of one measured quantity per label, with an optional horizontal reference line (PNG)."""
-    import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(max(4.0, 0.9 * len(labels) + 2), 3.5))
+    fig = Figure(figsize=(max(4.0, 0.9 * len(labels) + 2), 3.5))
+    ax = fig.subplots()
     ax.bar(range(len(values)), values, color="tab:blue")
     ax.set_xticks(range(len(values)), labels, rotation=20, ha="right", fontsize=8)
     if reference is not None:
@@ -76,8 +100,4 @@ def bar_chart(
         ax.legend(fontsize=8)
     ax.set(title=title, ylabel=ylabel)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return save_figure(fig, path, dpi=120)

@@ -1,0 +1,67 @@
+"""Wall-clock timing of benchmark code on the CPU or a GPU.
+
+A GPU runs asynchronously, so the device is synchronized before the clock starts and before it stops:
+the time is that of the work done, not of its launch. The scripts of ``solvers/`` time interleaved rounds
+(every variant once per round, so that machine noise hits all alike) and report medians or minima over
+the rounds; what is timed per round (calls, warm-up) is a parameter, never fixed here.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+
+import torch
+
+
+def synchronize(device: torch.device | str) -> None:
+    """Wait for the work queued on ``device`` (a CUDA device); nothing to wait for on the CPU."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def seconds_per_call(
+    fn: Callable[[], object], device: torch.device | str = "cpu", *, repeats: int = 1, warmup: int = 0
+) -> float:
+    """Mean seconds per call of ``fn`` over ``repeats`` back-to-back calls, after ``warmup`` untimed calls.
+
+    The device is synchronized before the clock starts and before it stops.
+    """
+    for _ in range(warmup):
+        fn()
+    synchronize(device)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    synchronize(device)
+    return (time.perf_counter() - start) / repeats
+
+
+def interleaved_times(
+    fns: Mapping[str, Callable[[], object]],
+    rounds: int,
+    device: torch.device | str = "cpu",
+    *,
+    repeats: int = 1,
+    warmup: int = 0,
+    warmup_each: int = 0,
+) -> dict[str, list[float]]:
+    """Time every function once per round, in order, for ``rounds`` rounds: ``{name: [seconds per call]}``.
+
+    Args:
+        fns: the functions to time, by name (the order of the rounds).
+        rounds: how many times each is timed.
+        device: the device to synchronize around each timing.
+        repeats: back-to-back calls per timing (the timing is their mean).
+        warmup: untimed calls of each function before the first round (one-time set-up: kernels, plans).
+        warmup_each: untimed calls before every timing.
+    """
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            times[name].append(seconds_per_call(fn, device, repeats=repeats, warmup=warmup_each))
+    return times
