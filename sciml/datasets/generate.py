@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 import sciml
 from sciml.config import to_dict
 from sciml.datasets.recipes import Recipe
+from sciml.datasets.resample import fourier_resample
 from sciml.datasets.writers.base import output_lock, remove_stale_temporaries
 from sciml.errors import ConfigError
 from sciml.solvers.navier_stokes import NavierStokes2D, gaussian_random_field
@@ -126,19 +127,14 @@ def make_solver(recipe: Recipe) -> NavierStokes2D:
 
 
 def downsample(field: torch.Tensor, resolution: int, method: str) -> torch.Tensor:
-    """Reduce ``[..., N, N]`` to ``[..., n, n]``: pointwise subsampling (FNO's) or spectral truncation."""
-    n = field.shape[-1]
-    if resolution == n:
+    """Reduce ``[..., N, N]`` to ``[..., n, n]``: pointwise subsampling (FNO's) or spectral truncation
+    (:func:`sciml.datasets.resample.fourier_resample`, which drops the small grid's Nyquist mode)."""
+    if resolution == field.shape[-1]:
         return field
     if method == "subsample":
-        step = n // resolution
+        step = field.shape[-1] // resolution
         return field[..., ::step, ::step].contiguous()
-    spectrum = torch.fft.rfft2(field)
-    half = resolution // 2
-    rows = torch.cat([spectrum[..., :half, : half + 1], spectrum[..., n - half :, : half + 1]], dim=-2)
-    rows[..., half, :] = 0.0  # drop the ambiguous Nyquist row of the small grid
-    rows[..., :, half] = 0.0
-    return torch.fft.irfft2(rows, s=(resolution, resolution)) * (resolution / n) ** 2
+    return fourier_resample(field, (resolution, resolution))
 
 
 def generate(

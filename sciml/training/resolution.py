@@ -17,26 +17,10 @@ from torch.utils.data import Dataset
 
 import sciml.datasets as sd
 from sciml.config import to_dict
+from sciml.datasets.resample import fourier_resample
 from sciml.errors import ConfigError
 
 logger = logging.getLogger(__name__)
-
-
-def fourier_resample(field: torch.Tensor, resolution: int) -> torch.Tensor:
-    """Resample a periodic field ``[..., N, N]`` to ``[..., n, n]`` by padding/truncating its spectrum."""
-    n = field.shape[-1]
-    if n == resolution:
-        return field
-    spectrum = torch.fft.fft2(field.double())
-    out = torch.zeros((*field.shape[:-2], resolution, resolution), dtype=spectrum.dtype)
-    half = min(n, resolution) // 2
-    for rows_in, rows_out in (
-        (slice(0, half), slice(0, half)),
-        (slice(n - half, n), slice(resolution - half, resolution)),
-    ):
-        out[..., rows_out, :half] = spectrum[..., rows_in, :half]
-        out[..., rows_out, resolution - half :] = spectrum[..., rows_in, n - half :]
-    return (torch.fft.ifft2(out).real * (resolution / n) ** 2).to(field.dtype)
 
 
 class Resampled(Dataset):
@@ -53,8 +37,8 @@ class Resampled(Dataset):
         item = self.samples[i]
         return {
             **item,
-            "x": fourier_resample(item["x"], self.resolution),
-            "y": fourier_resample(item["y"], self.resolution),
+            "x": fourier_resample(item["x"], (self.resolution, self.resolution)),
+            "y": fourier_resample(item["y"], (self.resolution, self.resolution)),
         }
 
 
