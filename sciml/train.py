@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import logging
-import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -23,10 +23,11 @@ import torch.distributed as dist
 from sciml.errors import SciMLError
 from sciml.models.registry import ModelContext, build_model
 from sciml.models.wrappers import Normalized
+from sciml.training.checkpoint import write_text_atomically
 from sciml.training.config import RunConfig, load_config
 from sciml.training.data import DataBundle, build_data, resolve_data_path
 from sciml.training.distributed import DistributedContext, setup, teardown
-from sciml.training.trainer import Trainer
+from sciml.training.trainer import Trainer, check_device_available
 
 logger = logging.getLogger("sciml.train")
 
@@ -62,13 +63,18 @@ def _agree_on_run_dir(run_dir: Path, context: DistributedContext) -> Path:
 
 
 def run(config: RunConfig, run_dir: Path | None = None, base_dir: Path | None = None) -> Path:
-    """Train and evaluate one run; returns its directory."""
+    """Train and evaluate one run; returns its directory.
+
+    Nothing is written into the run directory until the data, the model and the trainer are built and a
+    resume is known to fit the run (same model, data and optimizer: see
+    :data:`~sciml.training.config.RESUME_MAY_CHANGE`). A run directory this call created is removed again
+    when training fails before its first checkpoint, so failed runs leave no stray folders.
+    """
+    check_device_available(config.train.device)
     context = setup(config.train.device)
     try:
         run_dir = _agree_on_run_dir(Path(run_dir or config.train.run_dir or default_run_dir(config)), context)
         if context.is_main:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            _write_text(run_dir / "config.yaml", config.to_yaml())
             resolve_data_path(config.data, base_dir)  # rank 0 generates missing data first
         if context.enabled:
             dist.barrier()
@@ -81,7 +87,18 @@ def run(config: RunConfig, run_dir: Path | None = None, base_dir: Path | None = 
         trainer = Trainer(
             model, config, data.train, data.valid, run_dir=run_dir, context=context, metadata=data.metadata
         )
-        trainer.fit()
+        trainer.try_resume()  # reads only: refuses a checkpoint of another config before anything is written
+        created = _first_missing_folder(run_dir) if context.is_main else None
+        if context.is_main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            write_text_atomically(run_dir / "config.yaml", config.to_yaml())
+        try:
+            trainer.fit()
+        except BaseException:
+            if created is not None and trainer.committed is None:
+                shutil.rmtree(created, ignore_errors=True)
+                logger.info("removed %s: the run failed before its first checkpoint", created)
+            raise
         if context.is_main:
             from sciml.training.report import write_report
 
@@ -91,10 +108,14 @@ def run(config: RunConfig, run_dir: Path | None = None, base_dir: Path | None = 
         teardown()
 
 
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+def _first_missing_folder(path: Path) -> Path | None:
+    """The outermost folder of ``path`` that does not exist yet (what ``mkdir(parents=True)`` creates)."""
+    missing = None
+    for folder in (path, *path.parents):
+        if folder.exists():
+            break
+        missing = folder
+    return missing
 
 
 def main(argv: list[str] | None = None) -> int:

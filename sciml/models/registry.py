@@ -66,7 +66,9 @@ def model_arguments(name: str) -> dict[str, Any]:
 def build_model(name: str, kwargs: Mapping[str, Any] | None, context: ModelContext) -> nn.Module:
     """Build family ``name`` with ``kwargs`` for data described by ``context``.
 
-    Unknown families and unknown arguments raise :class:`ConfigError` naming the nearest valid one.
+    Unknown families and unknown arguments raise :class:`ConfigError` naming the nearest valid one; any
+    other failure of the family's constructor (a negative width, a wrongly typed argument) becomes one
+    :class:`ConfigError` naming the family, the arguments given and what the constructor said.
     """
     _load_families()
     builder = _get(name)
@@ -79,8 +81,14 @@ def build_model(name: str, kwargs: Mapping[str, Any] | None, context: ModelConte
         return builder(context, **kwargs)
     except ConfigError:
         raise
-    except (TypeError, ValueError) as err:
-        raise ConfigError(f"model {name!r}: {err}") from err
+    except Exception as err:  # a family's constructor may fail in any way on a bad argument
+        given = ", ".join(f"{k}={v!r}" for k, v in kwargs.items()) or "no arguments"
+        problem = " ".join(str(err).split())[:300] or type(err).__name__
+        raise ConfigError(
+            f"model {name!r}: cannot be built with {given} for data of {context.in_channels} -> "
+            f"{context.out_channels} channels on a {'x'.join(map(str, context.grid_shape))} grid "
+            f"({type(err).__name__}: {problem})"
+        ) from err
 
 
 def spectral_layer_types() -> tuple[type, ...]:

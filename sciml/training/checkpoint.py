@@ -3,8 +3,10 @@
 A checkpoint is one ``torch.save`` file holding only tensors and plain containers (loaded back with
 ``weights_only=True``: no pickle): the model weights saved from the unwrapped module (no DDP ``module.``
 or compile ``_orig_mod.`` prefixes), optimizer, scheduler and grad-scaler states, epoch and step, every
-RNG state, the best validation metric so far, and the resolved config. It is written to a temporary
-name, flushed to disk and renamed, so a crash leaves either the previous file or the new one.
+RNG state, the best validation metric so far (and the epoch that reached it), the metrics history and
+the resolved config. Every file here is written to a unique temporary name (``.<name>.<pid>.<random>.tmp``),
+flushed to disk and renamed, so a crash leaves either the previous file or the new one, plus at worst a
+temporary file that :func:`remove_stray_temporaries` deletes on the next start.
 """
 
 from __future__ import annotations
@@ -12,8 +14,11 @@ from __future__ import annotations
 import logging
 import os
 import random
+import shutil
+import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import torch
@@ -87,18 +92,61 @@ def _python_state_to_plain(state: tuple) -> list:
     return [version, list(internal), gauss]
 
 
-def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
-    """Write ``payload`` atomically (temporary file, fsync, rename)."""
+def write_atomically(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
+    """Create ``path`` with ``write(file)``: a unique temporary name, fsync, then one ``os.replace``.
+
+    Readers see the previous file or the complete new one, never a part; a write that fails removes its
+    temporary file (a killed process leaves it, for :func:`remove_stray_temporaries`).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    payload = {"format_version": FORMAT_VERSION, **payload}
-    with open(tmp, "wb") as fh:
-        torch.save(payload, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except Exception:
+        tmp.unlink(missing_ok=True)
+        raise
     return path
+
+
+def write_text_atomically(path: str | Path, text: str) -> Path:
+    """:func:`write_atomically` for UTF-8 text."""
+    return write_atomically(path, lambda fh: fh.write(text.encode("utf-8")))
+
+
+def remove_stray_temporaries(folder: str | Path, names: list[str]) -> list[Path]:
+    """Delete what killed writes of files ``names`` left in ``folder`` (``.<name>*.tmp``); returns them."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    strays = [p for name in names for p in folder.glob(f".{name}*.tmp") if p.is_file()]
+    for stray in strays:
+        stray.unlink(missing_ok=True)
+        logger.info("removed %s, left by an interrupted write", stray)
+    return strays
+
+
+def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
+    """Write ``payload`` atomically (:func:`write_atomically`)."""
+    payload = {"format_version": FORMAT_VERSION, **payload}
+    return write_atomically(path, lambda fh: torch.save(payload, fh))
+
+
+def copy_checkpoint(source: str | Path, target: str | Path) -> Path:
+    """Copy checkpoint ``source`` to ``target`` byte for byte, atomically (``best.pt`` from ``last.pt``)."""
+    with open(source, "rb") as src:
+        return write_atomically(target, lambda fh: shutil.copyfileobj(src, fh))
+
+
+def has_finite_weights(weights: dict[str, torch.Tensor]) -> bool:
+    """Whether every floating-point or complex tensor of a state dict is free of NaN and inf."""
+    return all(
+        bool(torch.isfinite(t).all()) for t in weights.values() if t.is_floating_point() or t.is_complex()
+    )
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

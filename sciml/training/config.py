@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -98,9 +99,16 @@ class OptimConfig:
             raise ConfigError(f"optim.accumulate must be >= 1, got {self.accumulate}")
 
 
+DEVICE_NAME = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+
+
 @dataclass
 class TrainConfig:
-    """The loop: epochs, loss, device, precision, checkpoints and the run directory."""
+    """The loop: epochs, loss, device, precision, checkpoints and the run directory.
+
+    ``checkpoint_every``: ``last.pt`` is written every that many epochs, at the last epoch and at every
+    epoch that improves ``checkpoint_metric`` (``best.pt`` is then a copy of it).
+    """
 
     epochs: int = 10
     seed: int = 0
@@ -124,6 +132,11 @@ class TrainConfig:
             raise ConfigError(f"train.loss: {self.loss!r} is not one of l2, h1, h-1, mse, spectral")
         if self.amp not in ("auto", "bf16", "fp16", "none"):
             raise ConfigError(f"train.amp: {self.amp!r} is not one of auto, bf16, fp16, none")
+        if not isinstance(self.device, str) or not DEVICE_NAME.fullmatch(self.device):
+            raise ConfigError(
+                f"train.device: {self.device!r} is not a device; "
+                "expected auto, cpu, cuda, cuda:<index> or mps"
+            )
         if self.resume not in ("never", "auto", "must"):
             raise ConfigError(f"train.resume: {self.resume!r} is not one of never, auto, must")
         if self.epochs < 0:
@@ -205,6 +218,61 @@ def config_from_mapping(data: dict[str, Any], name: str = "run", where: str = "c
             f"data.mode is {sections['data'].mode!r}, expected window"
         )
     return RunConfig(model=dict(model), name=name, **sections)
+
+
+RESUME_MAY_CHANGE = (
+    "name",
+    "train.epochs",
+    "train.device",
+    "train.amp",
+    "train.compile",
+    "train.run_dir",
+    "train.name",
+    "train.resume",
+    "train.checkpoint_every",
+    "train.tensorboard",
+    "train.progress",
+    "train.deterministic",
+    "train.ddp_timeout_s",
+    "data.num_workers",
+    "eval",
+)
+"""Keys of a run config that may differ when a run is resumed; every other key (the model, the data, the
+optimizer and schedule, the seed, the loss and the checkpoint metric) must equal the run's. ``train.epochs``
+may only grow, and must stay the same under a cosine or one-cycle schedule (their length is fixed by it)."""
+
+
+def resume_conflicts(saved: RunConfig, config: RunConfig) -> list[str]:
+    """What forbids resuming the run trained with ``saved`` under ``config``; empty when nothing does.
+
+    Each entry reads ``key: saved value -> new value (why)``; see :data:`RESUME_MAY_CHANGE`.
+    """
+    old, new = _flatten(saved.to_dict()), _flatten(config.to_dict())
+    conflicts = []
+    for key in sorted(old.keys() | new.keys()):
+        if any(key == k or key.startswith(k + ".") for k in RESUME_MAY_CHANGE):
+            continue
+        if old.get(key, "(unset)") != new.get(key, "(unset)"):
+            conflicts.append(f"{key}: {old.get(key, '(unset)')!r} -> {new.get(key, '(unset)')!r}")
+    before, after = saved.train.epochs, config.train.epochs
+    if after < before:
+        conflicts.append(f"train.epochs: {before} -> {after} (may only grow)")
+    elif after != before and saved.optim.scheduler.name in ("cosine", "onecycle"):
+        conflicts.append(
+            f"train.epochs: {before} -> {after} (the {saved.optim.scheduler.name} schedule's length is fixed)"
+        )
+    return conflicts
+
+
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested mappings as ``{"section.key": value}``."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str], where: str = "override") -> dict[str, Any]:

@@ -7,6 +7,13 @@ checkpoints), ``train_epoch`` (the steps), ``validate``. The model is any ``nn.M
 Exact resume: data order depends only on ``(seed, epoch)`` (:class:`EpochSampler`), checkpoints are taken
 at epoch ends with every RNG state, and a killed run resumed from ``last`` repeats the interrupted epoch
 from the same state, so it ends with the same weights as an uninterrupted run (on the CPU, bitwise).
+
+An epoch is committed by one rename: that of ``checkpoints/last.pt``, which holds the epoch's state, the
+metrics history and which epoch is the best. ``best.pt`` (a copy of the best epoch's ``last.pt``) and
+``metrics.jsonl`` are written after it and derived from it: a resume rewrites them from the committed
+``last.pt`` and deletes temporary files left by a killed write, so wherever a kill lands, the resumed run
+ends with the files of an uninterrupted one. An epoch whose losses or weights are not finite is never
+written.
 """
 
 from __future__ import annotations
@@ -15,7 +22,6 @@ import contextlib
 import json
 import logging
 import math
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -32,14 +38,19 @@ from sciml.errors import ConfigError, SciMLError
 from sciml.metrics import SobolevLoss, metadata_options, sobolev_error
 from sciml.models.registry import spectral_layer_types
 from sciml.training.checkpoint import (
+    CheckpointError,
+    copy_checkpoint,
+    has_finite_weights,
     load_checkpoint,
+    remove_stray_temporaries,
     rng_state,
     save_checkpoint,
     set_rng_state,
     tensor_state_dict,
     unwrap,
+    write_text_atomically,
 )
-from sciml.training.config import RunConfig
+from sciml.training.config import RunConfig, config_from_mapping, resume_conflicts
 from sciml.training.distributed import DistributedContext, all_reduce_sum, resolve_device
 from sciml.training.sampler import EpochSampler
 
@@ -48,6 +59,29 @@ logger = logging.getLogger(__name__)
 
 class TrainingDivergedError(SciMLError, FloatingPointError):
     """The loss became NaN or infinite; training stopped and the last good checkpoint was kept."""
+
+
+def check_device_available(name: str) -> None:
+    """Refuse with a :class:`ConfigError` a ``train.device`` this machine cannot use (no CUDA, no such GPU).
+
+    The spelling of ``name`` is checked by :class:`~sciml.training.config.TrainConfig`.
+    """
+    if name in ("auto", "cpu"):
+        return
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(
+                f"train.device: {name!r} asks for a GPU, but torch {torch.__version__} sees none "
+                f"(torch.cuda.is_available() is False); use train.device=auto or cpu"
+            )
+        count = torch.cuda.device_count()
+        if device.index is not None and device.index >= count:
+            raise ConfigError(
+                f"train.device: {name!r}, but this machine has {count} GPU(s): cuda:0 .. cuda:{count - 1}"
+            )
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"train.device: {name!r} is not available on this machine; use auto or cpu")
 
 
 def build_loss(name: str, geometry: dict[str, Any]) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
@@ -133,6 +167,8 @@ class Trainer:
     ) -> None:
         self.config = config
         t = config.train
+        if context is None:
+            check_device_available(t.device)
         self.context = context or DistributedContext(device=resolve_device(t.device))
         self.device = self.context.device
         self.run_dir = Path(run_dir) if run_dir is not None else None
@@ -199,8 +235,12 @@ class Trainer:
         self.epoch = 0  # epochs completed
         self.step = 0  # optimizer steps taken
         self.best = math.inf
+        self.best_epoch = 0  # the epoch that reached ``best`` (0: none yet)
         self.history: list[dict[str, Any]] = []
         self.train_seconds = 0.0
+        self.committed: tuple[Path, int] | None = None  # last checkpoint written (or resumed), its epoch
+        self._resume_attempted = False
+        self._repair_pending = False
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
@@ -214,6 +254,7 @@ class Trainer:
             "epoch": self.epoch,
             "step": self.step,
             "best": self.best,
+            "best_epoch": self.best_epoch,
             "history": self.history,
             "train_seconds": self.train_seconds,
             "rng": rng_state(),
@@ -230,6 +271,10 @@ class Trainer:
             self.scaler.load_state_dict(state["scaler"])
         self.sampler.load_state_dict(state["sampler"])
         self.epoch, self.step, self.best = state["epoch"], state["step"], state["best"]
+        self.best_epoch = state.get("best_epoch")
+        if self.best_epoch is None:  # written before checkpoints recorded it: the first epoch reaching best
+            metric = self.config.train.checkpoint_metric
+            self.best_epoch = next((r["epoch"] for r in state["history"] if r.get(metric) == self.best), 0)
         self.history = list(state["history"])
         self.train_seconds = state.get("train_seconds", 0.0)
         set_rng_state(state["rng"])
@@ -239,13 +284,15 @@ class Trainer:
         """``run_dir/checkpoints`` (holding ``last.pt`` and ``best.pt``)."""
         return None if self.run_dir is None else self.run_dir / "checkpoints"
 
-    def save(self, name: str) -> None:
-        """Write checkpoint ``name`` (``last`` or ``best``), on rank 0 only."""
-        if self.checkpoint_dir is not None and self.context.is_main:
-            save_checkpoint(self.checkpoint_dir / f"{name}.pt", self.state_dict())
-
     def try_resume(self) -> bool:
-        """Continue from ``last.pt`` when ``train.resume`` asks for it; returns whether it did."""
+        """Continue from ``last.pt`` when ``train.resume`` asks for it; returns whether it did.
+
+        Writes nothing, so a caller may call it before creating any file: a checkpoint whose config differs
+        from this run's in anything but :data:`~sciml.training.config.RESUME_MAY_CHANGE`, or whose weights
+        are not finite, is refused with a :class:`ConfigError` / :class:`CheckpointError`. :meth:`fit` calls
+        it unless it was called before.
+        """
+        self._resume_attempted = True
         mode = self.config.train.resume
         path = None if self.checkpoint_dir is None else self.checkpoint_dir / "last.pt"
         if mode == "never" or path is None:
@@ -254,14 +301,82 @@ class Trainer:
             if mode == "must":
                 raise SciMLError(f"train.resume=must but there is no checkpoint at {path}")
             return False
-        self.load_state_dict(load_checkpoint(path, map_location=self.device))
+        state = load_checkpoint(path, map_location=self.device)
+        self._check_resumable(path, state)
+        try:
+            self.load_state_dict(state)
+        except (RuntimeError, KeyError, ValueError, TypeError) as err:
+            raise CheckpointError(
+                f"{path}: does not fit this run's model or optimizer ({str(err).splitlines()[0][:200]})"
+            ) from err
+        self.committed = (path, self.epoch)
+        self._repair_pending = True
         logger.info("resumed from %s at epoch %d (step %d)", path, self.epoch, self.step)
         return True
+
+    def _check_resumable(self, path: Path, state: dict[str, Any]) -> None:
+        """Refuse a checkpoint trained with another config, or holding NaN/inf weights."""
+        saved = state.get("config")
+        if not isinstance(saved, dict) or not isinstance(state.get("model"), dict):
+            raise CheckpointError(f"{path}: holds no run config or no model weights; cannot resume from it")
+        saved_config = config_from_mapping(saved, name=str(saved.get("name", "run")), where=f"{path}: config")
+        conflicts = resume_conflicts(saved_config, self.config)
+        if conflicts:
+            raise ConfigError(
+                f"{path}: cannot resume this run with a different config: {'; '.join(conflicts)}. A resumed "
+                f"run keeps its model, data, optimizer, seed and loss (train.epochs may grow; device, "
+                f"precision, checkpointing and eval settings may change); train this config in a new run "
+                f"directory instead"
+            )
+        if not has_finite_weights(state["model"]):
+            raise CheckpointError(f"{path}: holds non-finite weights (NaN or inf); cannot resume from it")
+
+    def _commit_epoch(self, improved: bool) -> None:
+        """Write the finished epoch: ``last.pt`` (the commit), then ``best.pt`` and ``metrics.jsonl``.
+
+        ``last.pt`` is written every ``train.checkpoint_every`` epochs, at the last epoch and whenever the
+        epoch is the best so far; ``best.pt`` is then a byte copy of it. Rank 0 writes.
+        """
+        every, total = self.config.train.checkpoint_every, self.config.train.epochs
+        due = improved or self.epoch % every == 0 or self.epoch == total
+        if due and self.checkpoint_dir is not None:
+            last = self.checkpoint_dir / "last.pt"
+            if self.context.is_main:
+                save_checkpoint(last, self.state_dict())
+                if improved:
+                    copy_checkpoint(last, self.checkpoint_dir / "best.pt")
+            self.committed = (last, self.epoch)
+        self._write_log()
+
+    def _repair_run_dir(self) -> None:
+        """Delete temporary files of killed writes; after a resume, rewrite what the committed ``last.pt``
+        implies: ``best.pt`` when its epoch was the best, and ``metrics.jsonl`` from its history."""
+        if self.run_dir is None or self.checkpoint_dir is None or not self.context.is_main:
+            return
+        remove_stray_temporaries(self.checkpoint_dir, ["last.pt", "best.pt"])
+        remove_stray_temporaries(self.run_dir, ["metrics.jsonl", "config.yaml"])
+        if not self._repair_pending:
+            return
+        self._repair_pending = False
+        if self.best_epoch == self.epoch > 0:
+            copy_checkpoint(self.checkpoint_dir / "last.pt", self.checkpoint_dir / "best.pt")
+        self._write_log()
+
+    def _last_good_checkpoint(self) -> str:
+        """A sentence naming the last checkpoint written (finite, it exists), or saying there is none."""
+        if self.checkpoint_dir is None:
+            return "No checkpoint is kept (no run_dir)."
+        if self.committed is None or not self.committed[0].is_file():
+            return "No checkpoint of this run was written."
+        path, epoch = self.committed
+        return f"Last good checkpoint: {path} (epoch {epoch})."
 
     # ------------------------------------------------------------------ loop
     def fit(self) -> list[dict[str, Any]]:
         """Train for ``train.epochs`` epochs (continuing a resumed run); returns the per-epoch history."""
-        self.try_resume()
+        if not self._resume_attempted:
+            self.try_resume()
+        self._repair_run_dir()
         board = self._tensorboard()
         total = self.config.train.epochs
         while self.epoch < total:
@@ -272,17 +387,14 @@ class Trainer:
             row = {"epoch": self.epoch + 1, "step": self.step, **train_stats, "epoch_seconds": seconds}
             if self.valid_set is not None:
                 row.update(self.validate())
+            self._check_epoch_finite(row)
             self.epoch += 1
             self.history.append(row)
             metric = row.get(self.config.train.checkpoint_metric)
             improved = metric is not None and metric < self.best
             if improved:
-                self.best = metric
-            if self.epoch % self.config.train.checkpoint_every == 0 or self.epoch == total:
-                self.save("last")
-            if improved:
-                self.save("best")
-            self._write_log()
+                self.best, self.best_epoch = metric, self.epoch
+            self._commit_epoch(improved)
             if board is not None:
                 for key, value in row.items():
                     if key != "epoch" and isinstance(value, int | float):
@@ -415,12 +527,26 @@ class Trainer:
             bad = torch.tensor([0.0 if finite else 1.0], device=self.device)
             finite = all_reduce_sum(bad, self.context).item() == 0
         if not finite:
-            where = (
-                self.checkpoint_dir / "last.pt" if self.checkpoint_dir is not None else "none (no run_dir)"
-            )
             raise TrainingDivergedError(
                 f"non-finite training loss ({loss.item()}) at epoch {self.epoch + 1}, step {self.step}; "
-                f"training stopped. Last good checkpoint: {where}. Lower optim.lr or set optim.grad_clip."
+                f"training stopped. {self._last_good_checkpoint()} Lower optim.lr or set optim.grad_clip."
+            )
+
+    def _check_epoch_finite(self, row: dict[str, Any]) -> None:
+        """Stop before saving an epoch whose mean losses or weights hold NaN or inf (on any process)."""
+        keys = ("train_loss", "valid_l2", self.config.train.checkpoint_metric)
+        bad = [f"{k} = {row[k]}" for k in dict.fromkeys(keys) if k in row and not math.isfinite(row[k])]
+        if not has_finite_weights(tensor_state_dict(self.model)):
+            bad.append("weights (NaN or inf)")
+        if self.context.enabled:  # every process must stop together
+            count = torch.tensor([float(len(bad))], device=self.device)
+            if all_reduce_sum(count, self.context).item() and not bad:
+                bad.append("values on another process")
+        if bad:
+            raise TrainingDivergedError(
+                f"non-finite {', '.join(bad)} after epoch {self.epoch + 1}, step {self.step}; training "
+                f"stopped and this epoch was not saved. {self._last_good_checkpoint()} Lower optim.lr or "
+                f"set optim.grad_clip."
             )
 
     @torch.no_grad()
@@ -455,7 +581,5 @@ class Trainer:
         """Rewrite ``metrics.jsonl`` from the history (consistent with the checkpoint after a resume)."""
         if self.run_dir is None or not self.context.is_main:
             return
-        path = self.run_dir / "metrics.jsonl"
-        tmp = path.with_name(".metrics.jsonl.tmp")
-        tmp.write_text("".join(json.dumps(row) + "\n" for row in self.history))
-        os.replace(tmp, path)
+        text = "".join(json.dumps(row) + "\n" for row in self.history)
+        write_text_atomically(self.run_dir / "metrics.jsonl", text)
