@@ -50,3 +50,7 @@ class ConfigError(SciMLError, ValueError):
 
 class SolverError(SciMLError, RuntimeError):
     """A solver was given an invalid problem or diverged."""
+
+
+class CollectiveTimeoutError(SciMLError, RuntimeError):
+    """A distributed collective did not complete in time: another rank stalled, died or hangs."""

@@ -26,7 +26,7 @@ from sciml.models.wrappers import Normalized
 from sciml.training.checkpoint import write_text_atomically
 from sciml.training.config import RunConfig, load_config
 from sciml.training.data import DataBundle, build_data, resolve_data_path
-from sciml.training.distributed import DistributedContext, setup, teardown
+from sciml.training.distributed import DistributedContext, setup, teardown, watch_collectives
 from sciml.training.trainer import Trainer, check_device_available
 
 logger = logging.getLogger("sciml.train")
@@ -71,7 +71,7 @@ def run(config: RunConfig, run_dir: Path | None = None, base_dir: Path | None = 
     when training fails before its first checkpoint, so failed runs leave no stray folders.
     """
     check_device_available(config.train.device)
-    context = setup(config.train.device)
+    context = setup(config.train.device, timeout_s=config.train.ddp_timeout_s)
     try:
         run_dir = _agree_on_run_dir(Path(run_dir or config.train.run_dir or default_run_dir(config)), context)
         if context.is_main:
@@ -93,7 +93,8 @@ def run(config: RunConfig, run_dir: Path | None = None, base_dir: Path | None = 
             run_dir.mkdir(parents=True, exist_ok=True)
             write_text_atomically(run_dir / "config.yaml", config.to_yaml())
         try:
-            trainer.fit()
+            with watch_collectives(context, config.train.ddp_timeout_s):
+                trainer.fit()
         except BaseException:
             if created is not None and trainer.committed is None:
                 shutil.rmtree(created, ignore_errors=True)

@@ -108,6 +108,8 @@ class TrainConfig:
 
     ``checkpoint_every``: ``last.pt`` is written every that many epochs, at the last epoch and at every
     epoch that improves ``checkpoint_metric`` (``best.pt`` is then a copy of it).
+    ``ddp_timeout_s``: under DDP, the longest a collective may wait for the other ranks before the job
+    stops with a message naming the ranks that stalled.
     """
 
     epochs: int = 10
@@ -126,8 +128,11 @@ class TrainConfig:
     deterministic: bool = True
     unroll: int = 1
     unroll_gradient: str = "all"
+    ddp_timeout_s: float = 600.0
 
     def __post_init__(self) -> None:
+        if not self.ddp_timeout_s > 0:
+            raise ConfigError(f"train.ddp_timeout_s must be > 0 seconds, got {self.ddp_timeout_s!r}")
         if self.loss not in ("l2", "h1", "h-1", "mse", "spectral"):
             raise ConfigError(f"train.loss: {self.loss!r} is not one of l2, h1, h-1, mse, spectral")
         if self.amp not in ("auto", "bf16", "fp16", "none"):

@@ -51,7 +51,7 @@ from sciml.training.checkpoint import (
     write_text_atomically,
 )
 from sciml.training.config import RunConfig, config_from_mapping, resume_conflicts
-from sciml.training.distributed import DistributedContext, all_reduce_sum, resolve_device
+from sciml.training.distributed import DistributedContext, all_reduce_sum, report_progress, resolve_device
 from sciml.training.sampler import EpochSampler
 
 logger = logging.getLogger(__name__)
@@ -444,6 +444,7 @@ class Trainer:
         )
         self.optimizer.zero_grad(set_to_none=True)
         for i, batch in enumerate(bar):
+            report_progress(self.context, f"epoch {self.epoch + 1} batch {i + 1} (training)")
             x = batch["x"].to(self.device, non_blocking=True)
             y = batch["y"].to(self.device, non_blocking=True)
             last_micro = (i + 1) % accumulate == 0 or i + 1 == len(self.loader)
@@ -557,6 +558,7 @@ class Trainer:
         every process gets the same mean as one process would (up to the order of the sums).
         """
         self.model.eval()
+        report_progress(self.context, f"epoch {self.epoch + 1} (validation)")
         world, rank = self.context.world_size, self.context.rank
         shard = (
             self.valid_set if world == 1 else Subset(self.valid_set, range(rank, len(self.valid_set), world))
