@@ -36,33 +36,17 @@ import itertools
 import logging
 import math
 import statistics
-import time
 from pathlib import Path
 
 import torch
 
+from sciml.bench.record import environment, save_figure, write_record
 from sciml.bench.render import met, num, provenance, sci, table
-from sciml.benchmarking import environment, write_record
-from sciml.solvers.navier_stokes import STEPPERS, NavierStokes2D, gaussian_random_field
+from sciml.bench.timing import interleaved_times
+from sciml.solvers.navier_stokes import NavierStokes2D, gaussian_random_field
+from sciml.solvers.time_stepping import STEPPERS
 
 logger = logging.getLogger("bench_navier_stokes")
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _time(fn, device: torch.device, repeats: int) -> float:
-    """Seconds per call of ``fn`` (mean over ``repeats`` calls after a warm-up)."""
-    for _ in range(2):
-        fn()
-    _sync(device)
-    start = time.perf_counter()
-    for _ in range(repeats):
-        fn()
-    _sync(device)
-    return (time.perf_counter() - start) / repeats
 
 
 def fno_style_step_factory(solver: NavierStokes2D, w_hat: torch.Tensor):
@@ -99,9 +83,9 @@ def bench_case(
     """Time one configuration; returns a dict of per-step times (ms) and ratios."""
     solver = NavierStokes2D(resolution, viscosity=1e-3, forcing="fno", dt=1e-4, stepper=stepper)
     w = gaussian_random_field(batch, resolution, dtype=dtype, device=device, seed=0)
-    ops = solver._ops(w.device, w.dtype)
+    equation, time_stepper = solver.equation(w.device, w.dtype), solver.time_stepper(w.device, w.dtype)
     w_hat = torch.fft.rfft2(w)
-    evaluations = len(ops.stages) * (2 if stepper == "heun-cn" else 1)
+    evaluations = time_stepper.explicit_evaluations
     pair_hat = torch.fft.rfft2(torch.stack([w, w], dim=1))
     pair = torch.stack([w, w], dim=1)
     single_hat = w_hat
@@ -109,29 +93,28 @@ def bench_case(
     state = w_hat.clone()
 
     def ours():  # steps the spectrum in place; the FNO step is applied to w_hat, which stays unchanged
-        solver._step_spectral(state, ops)
+        time_stepper.step_(state)
 
-    block = ops.block_trajectories or batch
+    block = equation.block_trajectories or batch
 
     def floor():  # the same transforms, in the same blocks of trajectories as the step
         for _ in range(evaluations):
             for start in range(0, batch, block):
-                torch.fft.irfft2(pair_hat[start : start + block], s=ops.shape)
+                torch.fft.irfft2(pair_hat[start : start + block], s=equation.shape)
                 torch.fft.rfft2(pair[start : start + block])
 
     def floor_five():
         for _ in range(4):
-            torch.fft.irfft2(single_hat, s=ops.shape)
+            torch.fft.irfft2(single_hat, s=equation.shape)
         torch.fft.rfft2(w)
 
     fno_step = fno_style_step_factory(solver, w_hat) if stepper == "cn-euler" else None
-    samples: dict[str, list[float]] = {"step": [], "floor": [], "floor_5fft": [], "fno_style": []}
-    for _ in range(7):  # interleave the timings so that machine noise hits all of them alike
-        samples["step"].append(_time(ours, device, repeats))
-        samples["floor"].append(_time(floor, device, repeats))
-        samples["floor_5fft"].append(_time(floor_five, device, repeats))
-        if fno_step is not None:
-            samples["fno_style"].append(_time(lambda: fno_step(w_hat), device, repeats))
+    timed = {"step": ours, "floor": floor, "floor_5fft": floor_five}
+    if fno_step is not None:
+        timed["fno_style"] = lambda: fno_step(w_hat)
+    # 7 interleaved rounds, so that machine noise hits all alike; each timing: the mean of `repeats`
+    # calls after two untimed ones
+    samples = interleaved_times(timed, 7, device, repeats=repeats, warmup_each=2)
     med = {k: statistics.median(v) * 1e3 for k, v in samples.items() if v}
     # ratios paired round by round (both timings of a round see the same machine load), then the median
     paired = statistics.median(a / b for a, b in zip(samples["step"], samples["floor"], strict=True))
@@ -288,12 +271,10 @@ def fits_in_memory(resolution: int, batch: int, dtype: torch.dtype, device: torc
 
 def plot(record: dict, path: Path) -> Path:
     """Step / floor per resolution (cn-euler, float32, the largest batch) and error vs dt per stepper."""
-    import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    fig = Figure(figsize=(11, 4))
+    axes = fig.subplots(1, 2)
     rows = [r for r in record["rows"] if r["stepper"] == "cn-euler" and r["dtype"] == "float32"]
     for batch in sorted({r["batch"] for r in rows}):
         sel = sorted((r for r in rows if r["batch"] == batch), key=lambda r: r["resolution"])
@@ -321,9 +302,7 @@ def plot(record: dict, path: Path) -> Path:
     axes[1].set_title("convergence (float64; observed order)")
     axes[1].legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=100)
 
 
 def markdown(record: dict) -> str:

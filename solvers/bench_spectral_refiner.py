@@ -2,7 +2,7 @@
 
 Trains the spatiotemporal FNO of ``configs/st_fno_ns.yaml`` with the shared Trainer (or loads a trained
 run, ``--run-dir``), then fine-tunes its re-opened last spectral layer on each test window separately
-(:func:`sciml.models.spectral_refiner.refine` with its defaults: Adam, weight and bias lr 1e-3 on a cosine
+(:func:`sciml.finetune.spectral_refiner.refine` with its defaults: Adam, weight and bias lr 1e-3 on a cosine
 decay, 100 iterations, float32 here, minimizing the :math:`H^{-1}` one-step Navier-Stokes defect of the last
 input frame and the predicted frames; no ground truth is used; ``--paper-baseline`` also runs the paper's
 Adam settings, weight lr 1e-4, bias lr 0.2, 50 iterations, on the same windows) and measures, per window,
@@ -29,10 +29,10 @@ from pathlib import Path
 
 import torch
 
+from sciml.bench.record import environment, save_figure, write_record
 from sciml.bench.render import num, para, provenance, sci, table
-from sciml.benchmarking import environment, write_record
 from sciml.datasets.recipes import Recipe
-from sciml.models.spectral_refiner import ALPHA, refine, trajectory_residual
+from sciml.finetune.spectral_refiner import ALPHA, refine, trajectory_residual
 from sciml.solvers.navier_stokes import NavierStokes2D
 from sciml.train import build_operator, run
 from sciml.training.checkpoint import load_checkpoint
@@ -164,12 +164,10 @@ def refine_windows(
 
 def plot(path: Path, rows: list[dict], history: list[float]) -> None:
     """Per-window errors and residuals before/after, and the mean residual per iteration."""
-    import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    fig = Figure(figsize=(14, 4))
+    axes = fig.subplots(1, 3)
     index = torch.arange(len(rows)).numpy()
     for ax, key, title in (
         (axes[0], "rel_l2", "relative L2 test error"),
@@ -187,8 +185,7 @@ def plot(path: Path, rows: list[dict], history: list[float]) -> None:
     axes[2].set_xlabel("Adam iteration")
     axes[2].set_title("mean H^-1 residual of the iterates")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 def main(argv: list[str] | None = None) -> dict:

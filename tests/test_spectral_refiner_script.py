@@ -1,17 +1,11 @@
 """The Spectral-Refiner benchmark runs in quick mode and writes its JSON record and plot."""
 
-import importlib.util
 import json
 import math
-from pathlib import Path
-
-SCRIPT = Path(__file__).parents[1] / "solvers" / "bench_spectral_refiner.py"
 
 
-def test_quick_mode_writes_json_and_png(tmp_path):
-    spec = importlib.util.spec_from_file_location("bench_spectral_refiner", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+def test_quick_mode_writes_json_and_png(tmp_path, load_script):
+    module = load_script("bench_spectral_refiner")
     returned = module.main(["--quick", "--out", str(tmp_path)])
     record = json.loads((tmp_path / "spectral_refiner.json").read_text())
     assert record["benchmark"] == "spectral_refiner" == returned["benchmark"]

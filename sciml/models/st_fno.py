@@ -13,7 +13,9 @@ evaluated on the output grid), and the last input frame added back to every outp
 learns the increment). The Fourier layers are neuraloperator's (an FNO over three axes); the name is
 ``st_fno`` so that it does not clash with neuraloperator's spherical ``SFNO``. The Spectral-Refiner
 fine-tuning stage (the last spectral layer re-opened without frequency truncation and fitted at test time
-to the :math:`H^{-1}` norm of the Navier-Stokes residual) is :mod:`sciml.models.spectral_refiner`.
+to the :math:`H^{-1}` norm of the Navier-Stokes residual) is :mod:`sciml.finetune.spectral_refiner`; it
+reaches the model only through :attr:`SpatiotemporalFNO.last_spectral_layer` and
+:meth:`SpatiotemporalFNO.replace_last_spectral_layer`.
 
 Inputs and outputs follow the windowed-data layout of :class:`sciml.datasets.windows.TimeWindowDataset`:
 ``[B, C * t_in, X, Y]`` with time-major channels (frame 0 all fields, frame 1 all fields, ...).
@@ -53,6 +55,25 @@ class SpatiotemporalFNO(nn.Module):
             hidden_channels=width,
             n_layers=n_layers,
         )
+
+    @property
+    def last_spectral_layer(self) -> nn.Module:
+        """The output-side spectral convolution over ``(t, x, y)`` (the layer Spectral-Refiner re-opens).
+
+        It maps the latent trajectory on the input grid ``(t_in, X, Y)`` (no domain padding) to the output
+        grid ``(t_out, X, Y)`` given as ``output_shape``, and is followed by the channel MLP and the
+        projection. :meth:`replace_last_spectral_layer` swaps it.
+        """
+        return self.fno.fno_blocks.convs[-1]
+
+    def replace_last_spectral_layer(self, layer: nn.Module) -> None:
+        """Use ``layer`` instead of :attr:`last_spectral_layer`.
+
+        ``layer(v, output_shape=...)`` maps ``[B, width, t_in, X, Y]`` to ``[B, width, *output_shape]``, and
+        ``layer.transform(v, output_shape=...)`` resamples the skip connection the same way, as
+        neuraloperator's ``SpectralConv`` does.
+        """
+        self.fno.fno_blocks.convs[-1] = layer
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Predict the next ``t_out`` frames of every field from the last ``t_in``."""

@@ -46,6 +46,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sciml.errors import ConfigError
+from sciml.models.grid import grid_coordinates
 from sciml.models.registry import ModelContext, register_model, register_spectral_layer
 
 __all__ = [
@@ -259,19 +260,19 @@ class T1Layer2d(nn.Module):
     modes, mixing ``d`` channels with weights of variance ``sigma_c^2`` and mapping back (zero-padded) gives
     a field of variance ``(m1 m2 / N) d sigma_c^2``, so ``sigma_c = g sqrt(N / (d m1 m2))`` keeps it at 1
     (the operator's variance per mode ``sigma_A^2 = N / m^2`` for ``d = 1``); a mode-mixing matrix sums ``m``
-    terms, so ``sigma_s = g sqrt(1 / m)`` preserves the variance. ``g = 1`` for the DCT (measured: the layer
-    branch maps unit-variance white input to variance ~0.5, the 1/2 being GELU's). ``g = 1/2`` for the DFT as
-    in the paper; with complex weights whose real and imaginary parts are each ``N(0, sigma^2)`` every one of
-    the three mixings multiplies the variance by ``2 g^2 = 1/2`` while the half spectrum carries twice the
-    modes, so the branch ends near 1/8 (measured ~0.11): still O(1), unlike ``init="naive"``
-    (``sigma_c = 1 / d^2``, ``sigma_s = 1 / m^2``, the FNO-style ``1 / (c_in c_out)`` scale: ~1e-6).
+    terms, so ``sigma_s = g sqrt(1 / m)`` preserves the variance. ``g = 1`` for the DCT: the branch then maps
+    unit-variance white input to a variance near 1/2 (GELU's half). ``g = 1/2`` for the DFT as in the paper;
+    with complex weights whose real and imaginary parts are each ``N(0, sigma^2)`` every one of the three
+    mixings multiplies the variance by ``2 g^2 = 1/2`` while the half spectrum carries twice the modes, so the
+    branch ends near 1/8: still O(1), unlike ``init="naive"`` (``sigma_c = 1 / d^2``, ``sigma_s = 1 / m^2``,
+    the FNO-style ``1 / (c_in c_out)`` scale), whose branch is orders of magnitude smaller.
     The derivation assumes white input to each layer: after the first layer the field is band-limited to the
-    block, so stacked layers grow the variance by about ``N / (2 m^2)`` per layer (x4.5 at 64^2, m=24). The
-    1e-8 head keeps the output small at initialization, but the block grows by ~1e4 over 8 layers and the
-    sin head then sees huge arguments as soon as its weights move: such a stack does not train (measured:
-    rel L2 stuck at 1 on the 64^2 data, BENCHMARKS.md). ``init="vp-stack"`` applies the truncation factor
-    once: the first layer as "vp", every later layer (band-limited input, nothing truncated) with
-    ``sigma_c = g sqrt(1 / d)``, which keeps the variance of the block.
+    block, so the branch of every later "vp" layer multiplies the variance by about ``N / (2 m^2)`` and the
+    block's variance grows geometrically with depth. The small head keeps the output small at
+    initialization, but the sin head of a deep stack then sees huge arguments as soon as its weights move,
+    and the stack does not train. ``init="vp-stack"`` applies the truncation factor once: the first layer as
+    "vp", every later layer (band-limited input, nothing truncated) with ``sigma_c = g sqrt(1 / d)``, which
+    keeps the variance of the block. The measured variances and the training runs are in BENCHMARKS.md (T1).
     """
 
     def __init__(
@@ -363,12 +364,14 @@ class T1(nn.Module):
         self._grids: dict[tuple, torch.Tensor] = {}
 
     def _grid(self, x: torch.Tensor) -> torch.Tensor:
+        """What T1 feeds its lift besides the input: the periodic points ``(i / n1, j / n2)`` of the unit
+        box, ``[1, 2, n1, n2]``, rounded as the first ``n`` of the ``n + 1`` vertices of ``[0, 1]`` (the
+        numbers the shipped weights were trained on; :func:`sciml.models.grid.grid_coordinates`)."""
         n1, n2 = x.shape[-2:]
         key = (n1, n2, x.dtype, x.device)
         if key not in self._grids:
-            g1 = torch.linspace(0, 1, n1 + 1, dtype=x.dtype, device=x.device)[:-1]
-            g2 = torch.linspace(0, 1, n2 + 1, dtype=x.dtype, device=x.device)[:-1]
-            self._grids[key] = torch.stack(torch.meshgrid(g1, g2, indexing="ij"))[None]
+            vertices = grid_coordinates((n1 + 1, n2 + 1), "vertex", dtype=x.dtype, device=x.device)
+            self._grids[key] = vertices[None, :, :-1, :-1].contiguous()
         return self._grids[key]
 
     def _block(self, x: torch.Tensor) -> torch.Tensor:

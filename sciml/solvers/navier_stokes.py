@@ -11,9 +11,11 @@ with viscosity :math:`\nu`, linear drag :math:`\alpha` and vorticity forcing :ma
 Operator for Parametric Partial Differential Equations", ICLR 2021, whose generator this reproduces with
 the ``"cn-euler"`` stepper).
 
-The linear part :math:`L\hat\omega = -(\nu|k|^2 + \alpha)\hat\omega` is treated implicitly
-(Crank-Nicolson), the advection explicitly. The advection term is evaluated in Basdevant's form
-(Basdevant, J. Comput. Phys. 50, 1983): for a divergence-free velocity,
+:class:`VorticityEquation2D` splits the equation on the spectrum :math:`\hat\omega` for the IMEX steppers of
+:mod:`sciml.solvers.time_stepping` (``"cn-euler"``, ``"heun-cn"``, ``"rk4-cn"``): the linear part
+:math:`L\hat\omega = -(\nu|k|^2 + \alpha)\hat\omega` implicitly (Crank-Nicolson sub-steps), advection and
+forcing explicitly. The advection term is evaluated in Basdevant's form (Basdevant, J. Comput. Phys. 50,
+1983): for a divergence-free velocity,
 
 .. math::
     \mathbf{u}\cdot\nabla\omega = (\partial_{xx} - \partial_{yy})(uv) + \partial_{xy}(v^2 - u^2),
@@ -23,13 +25,9 @@ usual four and one; the product spectra are dealiased by the 2/3 rule (modes wit
 :math:`|k_x|, |k_y| < N/3` kept), so that for band-limited fields the two forms agree exactly on the
 kept modes.
 
-Steppers (written once against the ``explicit`` / linear interface, in the style of jax-cfd):
-
-* ``"cn-euler"``: Crank-Nicolson diffusion, forward-Euler advection (first order; the FNO scheme).
-* ``"heun-cn"``: Heun predictor-corrector on advection with Crank-Nicolson diffusion (second order).
-* ``"rk4-cn"``: the low-storage five-stage fourth-order Runge-Kutta of Carpenter & Kennedy (NASA TM-109112,
-  1994) on advection, with a Crank-Nicolson sub-step on the linear part in every stage (fourth order on
-  the advection, second order on the stiff linear part).
+Forcings are the entries of :data:`FORCINGS` (adding one is one entry), a tensor of values on the grid, or
+``None``. :meth:`NavierStokes2D.step` runs the fast in-place stepper, or with ``differentiable=True`` the same
+stepper out of place, so that autograd can follow it (as Spectral-Refiner needs).
 """
 
 from __future__ import annotations
@@ -38,42 +36,23 @@ import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from fractions import Fraction
 
 import torch
 
 from sciml.errors import SolverError
+from sciml.solvers.time_stepping import STEPPERS, ImexStepper, Workspace, as_multiple
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["STEPPERS", "NavierStokes2D", "Trajectory", "central_time_derivative", "gaussian_random_field"]
-
-STEPPERS = ("cn-euler", "heun-cn", "rk4-cn")
-
-# Carpenter & Kennedy (1994), five-stage fourth-order 2N-storage Runge-Kutta, solution 3:
-#   h <- dt * F(u) + A_j h ;  u <- u + B_j h ; stage j starts at time c_j dt.
-_CK_A = (
-    Fraction(0),
-    Fraction(-567301805773, 1357537059087),
-    Fraction(-2404267990393, 2016746695238),
-    Fraction(-3550918686646, 2091501179385),
-    Fraction(-1275806237668, 842570457699),
-)
-_CK_B = (
-    Fraction(1432997174477, 9575080441755),
-    Fraction(5161836677717, 13612068292357),
-    Fraction(1720146321549, 2090206949498),
-    Fraction(3134564353537, 4481467310338),
-    Fraction(2277821191437, 14882151754819),
-)
-_CK_C = (
-    Fraction(0),
-    Fraction(1432997174477, 9575080441755),
-    Fraction(2526269341429, 6820363962896),
-    Fraction(2006345519317, 3224310063776),
-    Fraction(2802321613138, 2924317926251),
-    Fraction(1),
-)
+__all__ = [
+    "FORCINGS",
+    "Forcing",
+    "NavierStokes2D",
+    "Trajectory",
+    "VorticityEquation2D",
+    "central_time_derivative",
+    "gaussian_random_field",
+]
 
 
 def _wavenumbers(n: int, length: float, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
@@ -120,6 +99,40 @@ def gaussian_random_field(
     return field.to(device=device, dtype=dtype)
 
 
+@dataclass(frozen=True)
+class Forcing:
+    """A named vorticity forcing: its values on the grid, and the box and drag it comes with by default.
+
+    Attributes:
+        field: ``(x, y, wavenumber) -> f`` on the grid coordinates (``wavenumber``: the solver's
+            ``kolmogorov_wavenumber``).
+        domain_length: the default side L of the box.
+        drag: the default linear drag.
+    """
+
+    field: Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]
+    domain_length: float = 1.0
+    drag: float = 0.0
+
+
+def _fno_forcing(x: torch.Tensor, y: torch.Tensor, wavenumber: int) -> torch.Tensor:
+    """``0.1 (sin 2 pi (x + y) + cos 2 pi (x + y))``, the forcing of the FNO data (unit box)."""
+    phase = 2.0 * math.pi * (x + y)
+    return 0.1 * (torch.sin(phase) + torch.cos(phase))
+
+
+def _kolmogorov_forcing(x: torch.Tensor, y: torch.Tensor, wavenumber: int) -> torch.Tensor:
+    """``-k cos(k y)``, the curl of the body force ``sin(k y) x_hat`` (2 pi box)."""
+    return -wavenumber * torch.cos(wavenumber * y)
+
+
+FORCINGS: dict[str, Forcing] = {
+    "fno": Forcing(_fno_forcing),
+    "kolmogorov": Forcing(_kolmogorov_forcing, domain_length=2 * math.pi, drag=0.1),
+}
+"""Every named forcing."""
+
+
 @dataclass
 class Trajectory:
     """Recorded vorticity ``[batch, n_frames, N, N]`` and the time of each frame ``[n_frames]``."""
@@ -128,17 +141,42 @@ class Trajectory:
     times: torch.Tensor
 
 
-class _SpectralOperators:
-    """Every multiplier one step needs, precomputed for one (device, dtype, dt)."""
+class VorticityEquation2D:
+    r"""The vorticity equation on spectra ``w_hat = rfft2(w)``: :math:`\partial_t\hat\omega = N(\hat\omega) +
+    L\hat\omega`, an :class:`~sciml.solvers.time_stepping.ImexEquation`.
 
-    def __init__(self, solver: NavierStokes2D, device: torch.device, dtype: torch.dtype) -> None:
-        n, length = solver.resolution, solver.domain_length
-        real = dtype
+    :math:`N(\hat\omega) = -\widehat{\mathbf{u}\cdot\nabla\omega} + \hat f` (Basdevant's form, 2/3 dealiased),
+    :math:`L = -(\nu|k|^2 + \alpha)` (diagonal). Every multiplier is computed once (in float64, then cast) for
+    one grid, device and dtype. States are spectra ``[..., N, N//2+1]`` of the complex dtype matching
+    ``dtype``.
+
+    Args:
+        resolution: grid points per side N.
+        viscosity: :math:`\nu`.
+        domain_length: side L of the box.
+        drag: :math:`\alpha`.
+        forcing: the vorticity forcing ``[N, N]`` on the grid, or ``None``.
+        device: where the states live.
+        dtype: float32 or float64, the dtype of the physical fields.
+
+    The in-place evaluation (``explicit_terms(..., out=...)``) keeps work buffers, so one instance must not
+    be used from two threads.
+    """
+
+    def __init__(
+        self,
+        resolution: int,
+        viscosity: float,
+        domain_length: float,
+        drag: float,
+        forcing: torch.Tensor | None,
+        device: torch.device,
+        dtype: torch.dtype,
+    ) -> None:
+        n, m = resolution, resolution // 2 + 1
         complex_dtype = torch.complex128 if dtype == torch.float64 else torch.complex64
-        kx_full = _wavenumbers(n, length, device, torch.float64)[:, None].expand(n, n // 2 + 1)
-        ky_full = (
-            _wavenumbers(n, length, device, torch.float64)[: n // 2 + 1].abs()[None, :].expand(n, n // 2 + 1)
-        )
+        kx_full = _wavenumbers(n, domain_length, device, torch.float64)[:, None].expand(n, m)
+        ky_full = _wavenumbers(n, domain_length, device, torch.float64)[:m].abs()[None, :].expand(n, m)
         k2 = kx_full**2 + ky_full**2
         inv_k2 = torch.where(k2 > 0, 1.0 / torch.where(k2 > 0, k2, 1.0), 0.0)
         # First derivatives: the Nyquist wavenumbers have no sign, set them to zero.
@@ -152,68 +190,76 @@ class _SpectralOperators:
         # 2/3 rule: keep integer wavenumbers |k| < N/3 (the same modes as FNO's |k| <= N/3 whenever 3 does
         # not divide N; exactly alias-free for every N).
         k_int_x = torch.fft.fftfreq(n, d=1.0 / n, device=device, dtype=torch.float64).abs()[:, None]
-        k_int_y = k_int_x[: n // 2 + 1].T
+        k_int_y = k_int_x[:m].T
         mask = ((3 * k_int_x < n) & (3 * k_int_y < n)).to(torch.float64)
-        self.k2 = k2.to(real)
-        self.inv_k2 = inv_k2.to(real)
         # (u_hat, v_hat) = (i k_y, -i k_x) psi_hat with psi_hat = w_hat / |k|^2.
         self.velocity = torch.stack([1j * ky_d * inv_k2, -1j * kx_d * inv_k2]).to(complex_dtype)
         # -(u . grad w)_hat = -[(-kx^2 + ky^2) (uv)_hat + (-kx ky) (v^2 - u^2)_hat], dealiased.
         # Multipliers are stored complex: complex x complex products avoid a real->complex copy per call.
         self.advection = torch.stack([(kx_full**2 - ky_full**2) * mask, kx_d * ky_d * mask]).to(complex_dtype)
-        linear = -(solver.viscosity * k2) - solver.drag
-        self.linear = linear.to(real)
-        # Per stage: (A_j, gain_j, scale_j) with w <- gain_j w + scale_j h, the Crank-Nicolson sub-step
-        # (1 - mu_j L) w_new = (1 + mu_j L) w + B_j dt h solved in closed form (L is diagonal).
-        self.stages = [
-            (
-                a,
-                ((1.0 + mu * linear) / (1.0 - mu * linear)).to(complex_dtype),
-                (b_dt / (1.0 - mu * linear)).to(complex_dtype),
-            )
-            for a, b_dt, mu in solver.stage_coefficients()
-        ]
-        forcing = solver.forcing_field(device, torch.float64)
-        self.forcing_hat = None if forcing is None else torch.fft.rfft2(forcing).to(complex_dtype)
+        self.linear = -(viscosity * k2) - drag
+        """The diagonal of L, float64 (applied in the precision of the state)."""
+        self.forcing_hat = (
+            None if forcing is None else torch.fft.rfft2(forcing.to(device, torch.float64)).to(complex_dtype)
+        )
         self.shape = (n, n)
+        self.spectrum_shape = (n, m)
         self.dtype = dtype
         self.complex_dtype = complex_dtype
         self.device = device
-        if solver.stepper == "heun-cn":
-            self.half_scale = 0.5 * self.stages[0][2]
-        self._workspaces: dict[str, dict[str, torch.Tensor]] = {}
         # CPU: trajectories per block of the explicit evaluation, ~2 MiB of spectra per block (cache-sized).
         self.block_trajectories = (
-            None
-            if device.type != "cpu"
-            else max(1, (2 << 20) // (2 * n * (n // 2 + 1) * (2 * real.itemsize)))
+            None if device.type != "cpu" else max(1, (2 << 20) // (2 * n * m * (2 * dtype.itemsize)))
         )
-
-    def _buffers(self, kind: str, batch: int, shapes: dict[str, tuple[tuple[int, ...], torch.dtype]]) -> dict:
-        """Views ``[:batch]`` of buffers of one kind, reallocated only when a larger batch comes."""
-        held = self._workspaces.get(kind)
-        if held is None or next(iter(held.values())).shape[0] < batch:
-            held = {
-                name: torch.empty(shape, dtype=dtype, device=self.device)
-                for name, (shape, dtype) in shapes.items()
-            }
-            self._workspaces[kind] = held
-        return {name: buffer[:batch] for name, buffer in held.items()}
-
-    def workspace(self, batch: int) -> dict[str, torch.Tensor]:
-        """Intermediates of one explicit evaluation of ``batch`` trajectories."""
-        n, m = self.shape[0], self.shape[0] // 2 + 1
-        spectral, physical = ((batch, 2, n, m), self.complex_dtype), ((batch, 2, n, n), self.dtype)
-        return self._buffers(
-            "block",
-            batch,
+        spectral, physical = ((2, n, m), complex_dtype), ((2, n, n), dtype)
+        self._workspace = Workspace(
+            device,
             {"velocity_hat": spectral, "velocity": physical, "products": physical, "products_hat": spectral},
         )
 
-    def state_workspace(self, batch: int) -> dict[str, torch.Tensor]:
-        """Stage buffers of a step of ``batch`` trajectories (explicit terms, accumulator, predictor)."""
-        spectral = ((batch, self.shape[0], self.shape[0] // 2 + 1), self.complex_dtype)
-        return self._buffers("state", batch, {"f": spectral, "h": spectral, "predictor": spectral})
+    def implicit_terms(self, state: torch.Tensor) -> torch.Tensor:
+        """``L w_hat`` (in the precision of ``state``)."""
+        return state * self.linear.to(state.dtype.to_real())
+
+    def implicit_solve(self, rhs: torch.Tensor, step: float) -> torch.Tensor:
+        """``(I - step L)^-1 rhs`` (L is diagonal)."""
+        return rhs / (1.0 - step * self.linear.to(rhs.dtype.to_real()))
+
+    def explicit_terms(self, state: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        """``-(u . grad w)_hat + f_hat`` of spectra ``[..., N, N//2+1]``.
+
+        Without ``out`` every intermediate is a new tensor (differentiable). With ``out``, ``state`` and
+        ``out`` are ``[B, N, N//2+1]`` and every intermediate lives in a work buffer; on the CPU the batch is
+        processed in blocks of ``block_trajectories`` trajectories so that a block's transforms and products
+        stay in cache.
+        """
+        if out is None:
+            return self._explicit(state, None, {})
+        block = self.block_trajectories or state.shape[0]
+        for start in range(0, state.shape[0], block):
+            part = state[start : start + block]
+            self._explicit(part, out[start : start + block], self._workspace(part.shape[0]))
+        return out
+
+    def _explicit(
+        self, w_hat: torch.Tensor, out: torch.Tensor | None, buffers: dict[str, torch.Tensor]
+    ) -> torch.Tensor:
+        """Basdevant's form with 2 inverse + 2 forward real FFTs; each result goes into the buffer of its name
+        (or a new tensor when ``buffers`` lacks it) and the sum into ``out`` (or a new tensor)."""
+        velocity_hat = torch.mul(w_hat.unsqueeze(-3), self.velocity, out=buffers.get("velocity_hat"))
+        u, v = torch.fft.irfft2(velocity_hat, s=self.shape, out=buffers.get("velocity")).unbind(-3)
+        products = buffers.get("products")
+        if products is None:
+            products = torch.stack([u * v, torch.addcmul(v * v, u, u, value=-1.0)], dim=-3)
+        else:
+            torch.mul(u, v, out=products[:, 0])
+            torch.mul(v, v, out=products[:, 1]).addcmul_(u, u, value=-1.0)
+        uv_hat, squares_hat = torch.fft.rfft2(products, out=buffers.get("products_hat")).unbind(-3)
+        if self.forcing_hat is None:
+            result = torch.mul(uv_hat, self.advection[0], out=out)
+        else:
+            result = torch.addcmul(self.forcing_hat, uv_hat, self.advection[0], out=out)
+        return torch.addcmul(result, squares_hat, self.advection[1], out=out)
 
 
 class NavierStokes2D:
@@ -222,14 +268,16 @@ class NavierStokes2D:
     Args:
         resolution: grid points per side N (the solve runs on N x N).
         viscosity: kinematic viscosity :math:`\nu`.
-        domain_length: side L of the box. Default: 1 for ``forcing="fno"`` or ``None``, 2 pi for
-            ``"kolmogorov"``.
-        forcing: ``"fno"`` (:math:`0.1(\sin 2\pi(x+y) + \cos 2\pi(x+y))`, the FNO data), ``"kolmogorov"``
-            (the curl :math:`-k\cos(k y)` of the body force :math:`\sin(k y)\,\hat{x}`, k = 4), ``None``,
-            or a tensor ``[N, N]`` of vorticity forcing values on the grid.
-        drag: linear drag :math:`\alpha`. Default 0.1 for ``"kolmogorov"``, else 0.
+        domain_length: side L of the box. Default: the named forcing's (1 for ``"fno"`` and ``None``, 2 pi
+            for ``"kolmogorov"``).
+        forcing: a name of :data:`FORCINGS` (``"fno"``: :math:`0.1(\sin 2\pi(x+y) + \cos 2\pi(x+y))`, the
+            FNO data; ``"kolmogorov"``: the curl :math:`-k\cos(k y)` of the body force
+            :math:`\sin(k y)\,\hat{x}`), ``None``, or a tensor ``[N, N]`` of vorticity forcing values on the
+            grid.
+        drag: linear drag :math:`\alpha`. Default: the named forcing's (0.1 for ``"kolmogorov"``), else 0.
         dt: time step.
-        stepper: ``"cn-euler"``, ``"heun-cn"`` or ``"rk4-cn"`` (see the module docstring).
+        stepper: a name of :data:`sciml.solvers.time_stepping.STEPPERS` (``"cn-euler"``, ``"heun-cn"``,
+            ``"rk4-cn"``).
         kolmogorov_wavenumber: k of the Kolmogorov forcing.
 
     Time stepping works on the spectrum ``w_hat = rfft2(w)``; :meth:`step` and :meth:`simulate` take and
@@ -255,29 +303,33 @@ class NavierStokes2D:
         if not dt > 0 or not math.isfinite(dt):
             raise SolverError(f"NavierStokes2D: dt must be finite and > 0, got {dt}")
         if stepper not in STEPPERS:
-            raise SolverError(f"NavierStokes2D: unknown stepper {stepper!r}; expected one of {STEPPERS}")
-        is_named = isinstance(forcing, str)
-        if is_named and forcing not in ("fno", "kolmogorov"):
             raise SolverError(
-                f"NavierStokes2D: unknown forcing {forcing!r}; expected 'fno', 'kolmogorov', None or a tensor"
+                f"NavierStokes2D: unknown stepper {stepper!r}; expected one of {tuple(STEPPERS)}"
+            )
+        if isinstance(forcing, str) and forcing not in FORCINGS:
+            raise SolverError(
+                f"NavierStokes2D: unknown forcing {forcing!r}; "
+                f"expected one of {tuple(FORCINGS)}, None or a tensor"
             )
         if isinstance(forcing, torch.Tensor) and tuple(forcing.shape) != (resolution, resolution):
             raise SolverError(
                 f"NavierStokes2D: forcing tensor has shape {tuple(forcing.shape)}, "
                 f"expected {(resolution, resolution)}"
             )
-        kolmogorov = is_named and forcing == "kolmogorov"
+        named = FORCINGS[forcing] if isinstance(forcing, str) else None
+        if domain_length is None:
+            domain_length = named.domain_length if named is not None else 1.0
+        if drag is None:
+            drag = named.drag if named is not None else 0.0
         self.resolution = int(resolution)
         self.viscosity = float(viscosity)
-        self.domain_length = float(
-            domain_length if domain_length is not None else (2 * math.pi if kolmogorov else 1.0)
-        )
+        self.domain_length = float(domain_length)
         self.forcing = forcing
-        self.drag = float(drag if drag is not None else (0.1 if kolmogorov else 0.0))
+        self.drag = float(drag)
         self.dt = float(dt)
         self.stepper = stepper
         self.kolmogorov_wavenumber = int(kolmogorov_wavenumber)
-        self._operators: dict[tuple[torch.device, torch.dtype], _SpectralOperators] = {}
+        self._bound: dict[tuple[torch.device, torch.dtype], tuple[VorticityEquation2D, ImexStepper]] = {}
 
     # ------------------------------------------------------------------ set-up
     def grid(
@@ -287,129 +339,114 @@ class NavierStokes2D:
         x = torch.arange(self.resolution, device=device, dtype=dtype) * (self.domain_length / self.resolution)
         return torch.stack(torch.meshgrid(x, x, indexing="ij"))
 
-    def forcing_field(self, device: torch.device | str | None = None, dtype: torch.dtype = torch.float64):
+    def forcing_field(
+        self, device: torch.device | str | None = None, dtype: torch.dtype = torch.float64
+    ) -> torch.Tensor | None:
         """The vorticity forcing on the grid ``[N, N]``, or ``None`` when unforced."""
         if self.forcing is None:
             return None
         if isinstance(self.forcing, torch.Tensor):
             return self.forcing.to(device=device, dtype=dtype)
         x, y = self.grid(device, dtype)
-        if self.forcing == "fno":
-            phase = 2.0 * math.pi * (x + y)
-            return 0.1 * (torch.sin(phase) + torch.cos(phase))
-        k = self.kolmogorov_wavenumber
-        return -k * torch.cos(k * y)
+        return FORCINGS[self.forcing].field(x, y, self.kolmogorov_wavenumber)
 
-    def _ops(self, device: torch.device, dtype: torch.dtype) -> _SpectralOperators:
+    def _equation_and_stepper(
+        self, device: torch.device, dtype: torch.dtype
+    ) -> tuple[VorticityEquation2D, ImexStepper]:
         key = (device, dtype)
-        if key not in self._operators:
-            self._operators[key] = _SpectralOperators(self, device, dtype)
-        return self._operators[key]
+        if key not in self._bound:
+            equation = VorticityEquation2D(
+                self.resolution,
+                self.viscosity,
+                self.domain_length,
+                self.drag,
+                self.forcing_field(device, torch.float64),
+                device,
+                dtype,
+            )
+            stepper = ImexStepper(
+                STEPPERS[self.stepper],
+                equation,
+                self.dt,
+                equation.spectrum_shape,
+                equation.complex_dtype,
+                device,
+            )
+            self._bound[key] = (equation, stepper)
+        return self._bound[key]
 
-    def stage_coefficients(self) -> list[tuple[float, float, float]]:
-        """Per stage (A_j, B_j dt, mu_j): 2N-storage weights and the Crank-Nicolson half sub-step mu_j.
+    def equation(self, device: torch.device | str, dtype: torch.dtype) -> VorticityEquation2D:
+        """The equation's precomputed multipliers for fields on ``device`` in ``dtype`` (cached)."""
+        return self._equation_and_stepper(torch.device(device), dtype)[0]
 
-        ``"heun-cn"`` has one entry holding the full-step Crank-Nicolson factors (used by both its stages).
-        """
-        if self.stepper in ("cn-euler", "heun-cn"):
-            return [(0.0, self.dt, 0.5 * self.dt)]
-        return [
-            (float(a), float(b) * self.dt, 0.5 * self.dt * float(c1 - c0))
-            for a, b, c0, c1 in zip(_CK_A, _CK_B, _CK_C[:-1], _CK_C[1:], strict=True)
-        ]
+    def time_stepper(self, device: torch.device | str, dtype: torch.dtype) -> ImexStepper:
+        """The stepper bound to this equation and ``dt`` for fields on ``device`` in ``dtype`` (cached)."""
+        return self._equation_and_stepper(torch.device(device), dtype)[1]
 
     # ------------------------------------------------------------------ physics
     def velocity(self, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Velocity ``(u, v)`` of a vorticity field ``[..., N, N]`` (u = psi_y, v = -psi_x, -Lap psi = w)."""
         self._check_field(w)
-        ops = self._ops(w.device, w.dtype)
-        uv = torch.fft.irfft2(torch.fft.rfft2(w).unsqueeze(-3) * ops.velocity, s=ops.shape)
+        equation = self.equation(w.device, w.dtype)
+        uv = torch.fft.irfft2(torch.fft.rfft2(w).unsqueeze(-3) * equation.velocity, s=equation.shape)
         return uv[..., 0, :, :], uv[..., 1, :, :]
 
-    def _explicit(self, w_hat: torch.Tensor, ops: _SpectralOperators, out: torch.Tensor) -> torch.Tensor:
-        """Spectrum of the explicit terms, -(u . grad w) + f, dealiased, written into ``out``.
+    def time_derivative(self, w: torch.Tensor) -> torch.Tensor:
+        r"""The right-hand side :math:`-u\cdot\nabla w + \nu\Delta w - \alpha w + f` of fields ``[..., N, N]``
+        on the grid.
 
-        ``w_hat`` and ``out`` are ``[B, N, N//2+1]``. On the CPU the batch is processed in blocks of
-        ``ops.block_trajectories`` trajectories so that a block's transforms and products stay in cache.
+        Evaluated exactly as in a step (pseudo-spectral, 2/3 dealiased advection); differentiable.
         """
-        block = ops.block_trajectories or w_hat.shape[0]
-        for start in range(0, w_hat.shape[0], block):
-            self._explicit_block(w_hat[start : start + block], ops, out[start : start + block])
-        return out
-
-    def _explicit_block(self, w_hat: torch.Tensor, ops: _SpectralOperators, out: torch.Tensor) -> None:
-        """:meth:`_explicit` on one block (Basdevant's form: 2 inverse + 2 forward real FFTs per field).
-
-        Every intermediate lives in a workspace allocated once per block shape: fresh multi-MB tensors
-        each step cost page faults that were measured to exceed the FFTs themselves on the CPU.
-        """
-        ws = ops.workspace(w_hat.shape[0])
-        torch.mul(w_hat.unsqueeze(-3), ops.velocity, out=ws["velocity_hat"])
-        uv = torch.fft.irfft2(ws["velocity_hat"], s=ops.shape, out=ws["velocity"])
-        u, v = uv[:, 0], uv[:, 1]
-        products = ws["products"]
-        torch.mul(u, v, out=products[:, 0])
-        torch.mul(v, v, out=products[:, 1])
-        products[:, 1].addcmul_(u, u, value=-1.0)
-        p_hat = torch.fft.rfft2(products, out=ws["products_hat"])
-        if ops.forcing_hat is None:
-            torch.mul(p_hat[:, 0], ops.advection[0], out=out)
-        else:
-            torch.addcmul(ops.forcing_hat, p_hat[:, 0], ops.advection[0], out=out)
-        out.addcmul_(p_hat[:, 1], ops.advection[1])
-
-    # ------------------------------------------------------------------ stepping
-    def _step_spectral(self, w_hat: torch.Tensor, ops: _SpectralOperators) -> torch.Tensor:
-        """Advance the spectrum ``[B, N, N//2+1]`` by one step, in place; returns ``w_hat``."""
-        state = ops.state_workspace(w_hat.shape[0])
-        if self.stepper == "heun-cn":
-            ((_, gain, scale),) = ops.stages
-            f0 = self._explicit(w_hat, ops, state["f"])
-            predictor = torch.mul(w_hat, gain, out=state["predictor"]).addcmul_(f0, scale)
-            f1 = self._explicit(predictor, ops, state["h"])
-            # trapezoidal corrector: w <- gain w + scale (f0 + f1) / 2
-            return w_hat.mul_(gain).addcmul_(f0.add_(f1), ops.half_scale)
-        f, h = state["f"], state["h"]
-        for k, (a, gain, scale) in enumerate(ops.stages):
-            self._explicit(w_hat, ops, f)
-            if k > 0 and a != 0.0:
-                f.add_(h, alpha=a)  # 2N-storage accumulation h <- F + A_j h
-            f, h = h, f
-            w_hat.mul_(gain).addcmul_(h, scale)
-        return w_hat
+        self._check_field(w)
+        equation = self.equation(w.device, w.dtype)
+        w_hat = torch.fft.rfft2(w)
+        rhs = equation.explicit_terms(w_hat) + equation.implicit_terms(w_hat)
+        return torch.fft.irfft2(rhs, s=equation.shape)
 
     def residual(self, w: torch.Tensor, w_t: torch.Tensor) -> torch.Tensor:
         r"""Pointwise residual :math:`\partial_t w + u\cdot\nabla w - \nu\Delta w + \alpha w - f` on the grid.
 
-        ``w`` and its time derivative ``w_t`` are ``[..., N, N]``; the spatial terms are evaluated exactly
-        as in a step (pseudo-spectral, 2/3 dealiased advection). This is the quantity whose :math:`H^{-1}`
-        norm Spectral-Refiner minimizes; ``w_t`` can come from :func:`central_time_derivative`.
+        ``w`` and its time derivative ``w_t`` are ``[..., N, N]``; the spatial terms are
+        :meth:`time_derivative`. This is the quantity whose :math:`H^{-1}` norm Spectral-Refiner minimizes;
+        ``w_t`` can come from :func:`central_time_derivative`. Differentiable.
         """
         self._check_field(w)
         if w_t.shape != w.shape:
             raise SolverError(
                 f"NavierStokes2D.residual: w_t has shape {tuple(w_t.shape)}, w {tuple(w.shape)}"
             )
-        ops = self._ops(w.device, w.dtype)
-        w_hat = torch.fft.rfft2(w.reshape(-1, *ops.shape))
-        rhs = self._explicit(w_hat, ops, torch.empty_like(w_hat)).addcmul_(w_hat, ops.linear)
-        return w_t - torch.fft.irfft2(rhs, s=ops.shape).reshape(w.shape)
+        return w_t - self.time_derivative(w)
 
     def _check_field(self, w: torch.Tensor) -> None:
         n = self.resolution
-        if w.ndim < 2 or tuple(w.shape[-2:]) != (n, n):
-            raise SolverError(f"NavierStokes2D: expected a field [..., {n}, {n}], got shape {tuple(w.shape)}")
+        if not isinstance(w, torch.Tensor) or w.ndim < 2 or tuple(w.shape[-2:]) != (n, n):
+            shape = tuple(w.shape) if isinstance(w, torch.Tensor) else type(w).__name__
+            raise SolverError(f"NavierStokes2D: expected a field [..., {n}, {n}], got {shape}")
         if w.dtype not in (torch.float32, torch.float64):
             raise SolverError(f"NavierStokes2D: expected float32 or float64 vorticity, got {w.dtype}")
 
-    def step(self, w: torch.Tensor, n_steps: int = 1) -> torch.Tensor:
-        """Advance a physical vorticity field ``[batch, N, N]`` by ``n_steps`` time steps."""
+    # ------------------------------------------------------------------ stepping
+    def step(self, w: torch.Tensor, n_steps: int = 1, *, differentiable: bool = False) -> torch.Tensor:
+        """Advance a physical vorticity field ``[..., N, N]`` by ``n_steps`` time steps.
+
+        By default the fast path: the spectrum is stepped in place in work buffers (autograd cannot follow
+        it). ``differentiable=True`` runs the same stepper out of place, so gradients flow to ``w``; the two
+        agree to rounding.
+        """
         self._check_field(w)
-        ops = self._ops(w.device, w.dtype)
-        w_hat = torch.fft.rfft2(w.reshape(-1, *ops.shape))
+        stepper = self.time_stepper(w.device, w.dtype)
+        shape = (self.resolution, self.resolution)
+        if differentiable:
+            w_hat = torch.fft.rfft2(w)
+            for _ in range(n_steps):
+                w_hat = stepper.step(w_hat)
+            return torch.fft.irfft2(w_hat, s=shape)
+        if w.requires_grad and torch.is_grad_enabled():
+            raise SolverError("NavierStokes2D.step: w requires grad; pass differentiable=True to step it")
+        w_hat = torch.fft.rfft2(w.reshape(-1, *shape))
         for _ in range(n_steps):
-            self._step_spectral(w_hat, ops)
-        return torch.fft.irfft2(w_hat, s=ops.shape).reshape(w.shape)
+            stepper.step_(w_hat)
+        return torch.fft.irfft2(w_hat, s=shape).reshape(w.shape)
 
     def simulate(
         self,
@@ -426,16 +463,17 @@ class NavierStokes2D:
         :class:`SolverError` if the solution becomes non-finite.
         """
         self._check_field(w0)
-        steps_per_record = _as_multiple(record_every, self.dt, "record_every")
-        n_records = _as_multiple(t_final, record_every, "t_final (in units of record_every)")
-        ops = self._ops(w0.device, w0.dtype)
-        frames = torch.empty((*w0.shape[:-2], n_records + 1, *ops.shape), dtype=w0.dtype, device=w0.device)
+        steps_per_record = as_multiple(record_every, self.dt, "NavierStokes2D: record_every", "dt")
+        n_records = as_multiple(t_final, record_every, "NavierStokes2D: t_final", "record_every")
+        stepper = self.time_stepper(w0.device, w0.dtype)
+        shape = (self.resolution, self.resolution)
+        frames = torch.empty((*w0.shape[:-2], n_records + 1, *shape), dtype=w0.dtype, device=w0.device)
         frames[..., 0, :, :] = w0
-        w_hat = torch.fft.rfft2(w0.reshape(-1, *ops.shape))
+        w_hat = torch.fft.rfft2(w0.reshape(-1, *shape))
         for r in range(1, n_records + 1):
             for _ in range(steps_per_record):
-                self._step_spectral(w_hat, ops)
-            frames[..., r, :, :] = torch.fft.irfft2(w_hat, s=ops.shape).reshape(w0.shape)
+                stepper.step_(w_hat)
+            frames[..., r, :, :] = torch.fft.irfft2(w_hat, s=shape).reshape(w0.shape)
             if not torch.isfinite(frames[..., r, :, :]).all():
                 raise SolverError(
                     f"NavierStokes2D: solution became non-finite at t = {r * record_every:g} "
@@ -453,12 +491,3 @@ def central_time_derivative(frames: torch.Tensor, dt: float, time_dim: int = -3)
     if n < 3:
         raise SolverError(f"central_time_derivative needs at least 3 frames, got {n}")
     return (frames.narrow(time_dim, 2, n - 2) - frames.narrow(time_dim, 0, n - 2)) / (2.0 * dt)
-
-
-def _as_multiple(value: float, unit: float, name: str) -> int:
-    """``value / unit`` as an integer, or a SolverError if it is not one (to a relative 1e-9)."""
-    ratio = value / unit
-    count = round(ratio)
-    if count < 1 or abs(ratio - count) > 1e-9 * max(1.0, ratio):
-        raise SolverError(f"NavierStokes2D: {name} = {value:g} is not a positive multiple of {unit:g}")
-    return int(count)

@@ -1,26 +1,19 @@
-"""Spectral-Refiner: exact re-opening, the H^-1 residual estimator, refinement, frozen layers, errors."""
+"""Spectral-Refiner's model: exact re-opening of the last spectral layer, the st_fno interface, errors."""
 
-import math
+import ast
 import warnings
+from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
+from neuralop.layers.spectral_convolution import SpectralConv
 from torch import nn
 
+import sciml.models
 from sciml.errors import ConfigError
 from sciml.models import ModelContext, build_model
-from sciml.models.spectral_refiner import (
-    ALPHA,
-    RefinedSpectralConv,
-    h_minus_1_norm,
-    pde_residual,
-    refine,
-    reopen_last_spectral_layer,
-    trajectory_residual,
-)
+from sciml.models.spectral_refiner import RefinedSpectralConv, find_st_fno, reopen_last_spectral_layer
 from sciml.models.wrappers import Normalized
-from sciml.solvers.navier_stokes import NavierStokes2D, gaussian_random_field
 
 warnings.filterwarnings("ignore", category=UserWarning)
 
@@ -38,35 +31,6 @@ def tiny_model(seed: int = 0, fields: int = 1) -> nn.Module:
     return Normalized(st, *x_stats, *y_stats)
 
 
-@pytest.fixture(scope="module")
-def solver() -> NavierStokes2D:
-    return NavierStokes2D(N, 1e-3, forcing="fno", dt=0.05, stepper="heun-cn")
-
-
-@pytest.fixture(scope="module")
-def windows(solver):
-    """Exact solver windows (x: t_in frames, y: the next t_out frames), frames 0.5 apart, float32."""
-    w0 = gaussian_random_field(4, N, seed=3, dtype=torch.float64)
-    frames = solver.simulate(w0, 0.5 * (T_IN + T_OUT - 1), 0.5).vorticity.float()
-    return frames[:, :T_IN].contiguous(), frames[:, T_IN:].contiguous()
-
-
-@pytest.fixture(scope="module")
-def trained(windows):
-    """A tiny model fitted for a few steps on the windows ("trained-ish")."""
-    model = tiny_model()
-    x, y = windows
-    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
-    for _ in range(12):
-        loss = (model(x) - y).square().mean()
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    model.eval()
-    return model
-
-
-# ----------------------------------------------------------------------------------- (a) exact re-opening
 @pytest.mark.parametrize("modes", [None, (2, 6, 6), (3, 10, 12)])
 def test_reopened_model_reproduces_the_trained_model(modes):
     model = tiny_model()
@@ -75,165 +39,68 @@ def test_reopened_model_reproduces_the_trained_model(modes):
         expected = model(x)
         refined = reopen_last_spectral_layer(model, (N, N), modes)
         torch.testing.assert_close(refined(x), expected, atol=1e-6, rtol=0)
-    layer = refined.model.fno.fno_blocks.convs[-1]
+    layer = find_st_fno(refined).last_spectral_layer
     assert isinstance(layer, RefinedSpectralConv)
     full = (T_IN, N, N // 2 + 1) if modes is None else (modes[0], modes[1], modes[2] // 2 + 1)
     assert tuple(layer.weight.shape[3:]) == full
-    trained = model.model.fno.fno_blocks.convs[-1].weight.tensor
+    trained = find_st_fno(model).last_spectral_layer.weight.tensor
     assert layer.weight.count_nonzero() == trained.count_nonzero()  # zeros outside the trained block
+    trainable = {name for name, p in refined.named_parameters() if p.requires_grad}
+    assert trainable == {"model.fno.fno_blocks.convs.1.weight", "model.fno.fno_blocks.convs.1.bias"}
+    assert isinstance(find_st_fno(model).last_spectral_layer, SpectralConv)  # the given model is untouched
 
 
-def test_float64_and_zero_iterations(windows, solver):
+def test_last_spectral_layer_is_the_output_side_fourier_layer_of_the_forward():
+    st = find_st_fno(tiny_model())
+    x = torch.randn(2, T_IN, N, N)
+    layer = st.last_spectral_layer
+    assert isinstance(layer, SpectralConv) and layer is st.fno.fno_blocks.convs[-1]
+    seen = []
+    layer.register_forward_hook(lambda module, args, output: seen.append(output.shape))
+    with torch.no_grad():
+        before = st(x)
+    assert seen == [(2, 8, T_OUT, N, N)]  # maps the latent trajectory onto the t_out output frames
+
+    class Zero(nn.Module):
+        def forward(self, v, output_shape=None):
+            return v.new_zeros((v.shape[0], v.shape[1], *output_shape))
+
+        def transform(self, v, output_shape=None):
+            return layer.transform(v, output_shape=output_shape)
+
+    st.replace_last_spectral_layer(Zero())
+    assert isinstance(st.last_spectral_layer, Zero)
+    with torch.no_grad():
+        assert not torch.allclose(st(x), before)
+
+
+def test_reopening_errors():
     model = tiny_model()
-    x, _ = windows
-    with torch.no_grad():
-        expected = model(x)
-    result = refine(model, x.double(), solver, 0.5, iterations=0)
-    assert result.outputs.dtype == torch.float64
-    torch.testing.assert_close(result.outputs.float(), expected, atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(result.outputs, result.outputs_before)
-    assert result.history.shape == (1, x.shape[0])
-    assert next(model.parameters()).dtype == torch.float32  # the given model is untouched
-
-
-# ----------------------------------------------------------------------------------- (b) the residual
-@pytest.mark.parametrize("stepper", ["cn-euler", "heun-cn", "rk4-cn"])
-def test_flow_residual_vanishes_on_exact_trajectories_only(stepper):
-    solver = NavierStokes2D(N, 1e-3, forcing="fno", dt=0.1, stepper=stepper)
-    w0 = gaussian_random_field(2, N, seed=1, dtype=torch.float64)
-    frames = solver.simulate(w0, 2.0, 0.5).vorticity  # [2, 5, N, N]
-    exact = trajectory_residual(frames, solver, 0.5)
-    perturbed = frames + 1e-3 * torch.randn(frames.shape, generator=torch.Generator().manual_seed(0))
-    scale = h_minus_1_norm(frames).mean()
-    assert exact.max() < 1e-12 * scale
-    assert (trajectory_residual(perturbed, solver, 0.5) > 1e-6 * scale).all()
-    with pytest.raises(ConfigError, match="multiple"):
-        trajectory_residual(frames, solver, 0.25 * 0.9)
-
-
-def test_central_residual_is_the_solvers_pointwise_residual(solver):
-    w = gaussian_random_field(2, N, seed=2, dtype=torch.float64)
-    w_t = gaussian_random_field(2, N, seed=5, dtype=torch.float64)
-    frames = torch.stack([w - 0.5 * w_t, w, w + 0.5 * w_t], dim=1)  # central difference over dt=0.5 is w_t
-    r = pde_residual(frames, solver, 0.5, method="central")
-    torch.testing.assert_close(r[:, 0], solver.residual(w, w_t), atol=1e-12, rtol=0)
-
-
-def dense_h_minus_1(r: np.ndarray, alpha: float) -> float:
-    """(sum_k (alpha + 4 pi^2 |k|^2)^-1 |r_k|^2)^(1/2) with r_k from an explicit DFT sum (unit box)."""
-    n = r.shape[0]
-    x = np.arange(n) / n
-    k = np.fft.fftfreq(n, 1.0 / n)
-    total = 0.0
-    for kx in k:
-        for ky in k:
-            phase = np.exp(-2j * np.pi * (kx * x[:, None] + ky * x[None, :]))
-            c = (r * phase).sum() / n**2
-            total += abs(c) ** 2 / (alpha + 4 * np.pi**2 * (kx**2 + ky**2))
-    return math.sqrt(total)
-
-
-def test_h_minus_1_norm_matches_a_dense_sum_and_a_single_mode():
-    r = torch.randn(N, N, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
-    assert h_minus_1_norm(r).item() == pytest.approx(dense_h_minus_1(r.numpy(), ALPHA), rel=1e-10)
-    # A single decaying Fourier mode: u.grad w = 0, so the solver's flow is the Crank-Nicolson decay
-    # g^n of that mode, and a frame held constant has the defect (1 - g^n) w / dt: closed form below.
-    nu, dt, frame_dt, (k1, k2), amplitude = 2e-3, 0.05, 0.5, (2, 1), 1.5
-    solver = NavierStokes2D(N, nu, forcing=None, dt=dt, stepper="heun-cn")
-    x, y = solver.grid(dtype=torch.float64)
-    w = amplitude * torch.cos(2 * math.pi * (k1 * x + k2 * y))
-    frames = torch.stack([w, w, w]).unsqueeze(0)
-    lam = nu * 4 * math.pi**2 * (k1**2 + k2**2)
-    gain = (1 - 0.5 * dt * lam) / (1 + 0.5 * dt * lam)
-    coefficient = (1 - gain ** round(frame_dt / dt)) / frame_dt
-    closed = coefficient * amplitude * math.sqrt(0.5 / (ALPHA + 4 * math.pi**2 * (k1**2 + k2**2)))
-    assert trajectory_residual(frames, solver, frame_dt).item() == pytest.approx(closed, rel=1e-9)
-    # central: w_t = 0, so r = -nu Lap w = lam w
-    closed_central = lam * amplitude * math.sqrt(0.5 / (ALPHA + 4 * math.pi**2 * (k1**2 + k2**2)))
-    central = trajectory_residual(frames, solver, frame_dt, method="central").item()
-    assert central == pytest.approx(closed_central, rel=1e-9)
-
-
-# ------------------------------------------------------------------------- (c, d) refinement, frozen layers
-def test_refinement_lowers_the_residual_and_changes_only_the_last_layer(trained, windows, solver):
-    x, _ = windows
-    before = {k: v.clone() for k, v in trained.state_dict().items() if torch.is_tensor(v)}
-    result = refine(trained, x, solver, 0.5, iterations=4)
-    assert result.history.shape == (5, x.shape[0])
-    assert (result.residual_after < result.residual_before).all()
-    assert (result.residual_after <= result.history.min(dim=0).values + 1e-12).all()
-    # the returned predictions are those of the returned model, and have moved
-    with torch.no_grad():
-        torch.testing.assert_close(result.model(x), result.outputs, atol=1e-6, rtol=0)
-    assert not torch.allclose(result.outputs, result.outputs_before)
-    # (d) the given model is untouched; in the refined copy only the re-opened layer differs
-    for key, value in before.items():
-        torch.testing.assert_close(trained.state_dict()[key], value, atol=0, rtol=0)
-    last = "model.fno.fno_blocks.convs.1."
-    refined_state = result.model.state_dict()
-    for key, value in before.items():
-        if not key.startswith(last):
-            torch.testing.assert_close(refined_state[key], value, atol=0, rtol=0)
-    changed = {k for k, v in refined_state.items() if k.startswith(last) and torch.is_tensor(v)}
-    assert changed == {last + "weight", last + "bias"}
-    fresh = reopen_last_spectral_layer(trained, (N, N), n_sets=x.shape[0]).state_dict()
-    assert not torch.equal(refined_state[last + "weight"], fresh[last + "weight"])
-    assert not all(p.requires_grad for p in result.model.parameters())
-
-
-def test_shared_layer_refinement(trained, windows, solver):
-    x, _ = windows
-    result = refine(trained, x, solver, 0.5, iterations=3, per_sample=False, lr_bias=0.01)
-    assert result.residual_after.mean() < result.residual_before.mean()
-    assert result.model(x[:2]).shape == (2, T_OUT, N, N)  # one shared layer: any batch
-
-
-# ------------------------------------------------------------------------------------------- (e) errors
-def test_clear_errors(trained, windows, solver):
-    x, _ = windows
+    x = torch.randn(4, T_IN, N, N)
     with pytest.raises(ConfigError, match="st_fno"):
-        refine(nn.Linear(3, 3), x, solver, 0.5)
+        reopen_last_spectral_layer(nn.Linear(3, 3), (N, N))
     fno = build_model("fno", {"modes": 4, "width": 8}, ModelContext(1, 1, (N, N)))
     with pytest.raises(ConfigError, match="st_fno"):
-        refine(fno, x, solver, 0.5)
-    with pytest.raises(ConfigError, match="channels"):
-        refine(trained, x[:, :2], solver, 0.5)
-    with pytest.raises(ConfigError, match="inputs"):
-        refine(trained, x[0], solver, 0.5)
-    with pytest.raises(ConfigError, match="solver grid"):
-        refine(trained, x, NavierStokes2D(2 * N, 1e-3, dt=0.05), 0.5)
-    with pytest.raises(ConfigError, match="NavierStokes2D"):
-        refine(trained, x, "ns", 0.5)
-    with pytest.raises(ConfigError, match="iterations"):
-        refine(trained, x, solver, 0.5, iterations=-1)
-    with pytest.raises(ConfigError, match="lr_bias"):
-        refine(trained, x, solver, 0.5, lr_bias=0.0)
-    with pytest.raises(ConfigError, match="frame_dt"):
-        refine(trained, x, solver, -1.0)
-    with pytest.raises(ConfigError, match="multiple"):
-        refine(trained, x, solver, 0.52)
-    with pytest.raises(ConfigError, match="method"):
-        refine(trained, x, solver, 0.5, method="imex")
-    with pytest.raises(ConfigError, match="schedule"):
-        refine(trained, x, solver, 0.5, schedule="step")
-    with pytest.raises(ConfigError, match="field"):
-        refine(trained, x, solver, 0.5, field=1)
+        reopen_last_spectral_layer(fno, (N, N))
     with pytest.raises(ConfigError, match="modes"):
-        refine(trained, x, solver, 0.5, modes=(1, 6, 6))  # fewer than trained
+        reopen_last_spectral_layer(model, (N, N), (1, 6, 6))  # fewer than trained
     with pytest.raises(ConfigError, match="modes"):
-        refine(trained, x, solver, 0.5, modes=(3, 2 * N, N))  # beyond the grid
+        reopen_last_spectral_layer(model, (N, N), (3, 2 * N, N))  # beyond the grid
     with pytest.raises(ConfigError, match="float32 or float64"):
-        refine(trained, x.half(), solver, 0.5)
-    per_window = reopen_last_spectral_layer(trained, (N, N), n_sets=4)
+        reopen_last_spectral_layer(model, (N, N), dtype=torch.float16)
+    with pytest.raises(ConfigError, match="n_sets"):
+        reopen_last_spectral_layer(model, (N, N), n_sets=0)
+    per_window = reopen_last_spectral_layer(model, (N, N), n_sets=4)
     with pytest.raises(ConfigError, match="per window"):
         per_window(x[:2])
     with pytest.raises(ConfigError, match="already re-opened"):
         reopen_last_spectral_layer(per_window, (N, N))
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_cuda(trained, windows):
-    x, _ = windows
-    solver = NavierStokes2D(N, 1e-3, forcing="fno", dt=0.05, stepper="heun-cn")
-    result = refine(trained, x.cuda().double(), solver, 0.5, iterations=3)
-    assert result.outputs.is_cuda and (result.residual_after <= result.residual_before).all()
+def test_the_model_family_imports_no_solver_and_no_procedure():
+    for path in (Path(sciml.models.__file__).parent).glob("*.py"):
+        tree = ast.parse(path.read_text(), filename=str(path))
+        imported = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+        imported += [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+        upward = [m for m in imported if m.startswith(("sciml.solvers", "sciml.finetune"))]
+        assert upward == [], f"{path.name} imports {upward}"
