@@ -28,11 +28,25 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{p}: no such config file")
     try:
         data = yaml.safe_load(p.read_text())
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{p}: cannot read the config file ({type(err).__name__}: {err})") from err
     except yaml.YAMLError as err:
-        raise ConfigError(f"{p}: not valid YAML ({err})") from err
+        raise ConfigError(f"{p}: not valid YAML ({yaml_problem(err)})") from err
     if not isinstance(data, dict):
         raise ConfigError(f"{p}: expected a mapping of sections at the top, found {type(data).__name__}")
     return data
+
+
+def yaml_problem(err: yaml.YAMLError) -> str:
+    """One line saying where and what PyYAML found wrong (its own message spans several lines)."""
+    if not isinstance(err, yaml.MarkedYAMLError):
+        return " ".join(str(err).split())
+    problem = err.problem or err.context or "invalid syntax"
+    mark = err.problem_mark or err.context_mark
+    text = f"line {mark.line + 1}, column {mark.column + 1}: {problem}" if mark is not None else problem
+    if err.context and err.problem and err.context_mark is not None:
+        text += f" ({err.context} at line {err.context_mark.line + 1}, column {err.context_mark.column + 1})"
+    return " ".join(text.split())
 
 
 def nearest(name: str, valid: typing.Iterable[str]) -> str:

@@ -8,14 +8,22 @@
 
 Both hold a :class:`~sciml.datasets.metadata.DatasetMetadata`, check every frame they return for NaN/inf,
 and turn low-level I/O failures into one :class:`~sciml.errors.DataFormatError` that names the file.
+
+Read limit: a file can declare arrays far larger than itself (an HDF5 dataset with no chunk written, a
+compressed MAT-file). Before a reader allocates an array it checks the bytes against :func:`max_read_bytes`
+(environment variable ``SCIML_MAX_READ_BYTES``; default the smaller of 8 GiB and half the physical memory)
+and refuses a larger read with a :class:`~sciml.errors.DataFormatError` naming the file, shape and limit.
 """
 
 from __future__ import annotations
 
 import abc
 import contextlib
+import math
 import os
-from collections.abc import Iterator
+import struct
+import zlib
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -23,9 +31,136 @@ import torch
 from torch.utils.data import Dataset
 
 from sciml.datasets.metadata import DatasetMetadata
-from sciml.errors import DataFormatError
+from sciml.errors import ConfigError, DataFormatError, SciMLError
 
 TimeIndex = slice | int
+
+#: Environment variable holding the read limit in bytes (e.g. ``SCIML_MAX_READ_BYTES=2e9``).
+MAX_READ_BYTES_ENV = "SCIML_MAX_READ_BYTES"
+#: Upper bound of the default read limit; the default is the smaller of this and half the physical memory.
+DEFAULT_MAX_READ_BYTES = 8 * 2**30
+#: What h5py, numpy, scipy, zlib, torch and netCDF raise on corrupt or truncated files.
+LOW_LEVEL_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    EOFError,
+    KeyError,
+    IndexError,
+    ValueError,
+    TypeError,
+    RuntimeError,
+    OverflowError,
+    struct.error,
+    zlib.error,
+)
+_MAX_DETAIL_CHARS = 120
+
+
+def default_max_read_bytes() -> int:
+    """The read limit without ``SCIML_MAX_READ_BYTES``: 8 GiB, or half the physical memory if less."""
+    try:
+        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # no sysconf (Windows) or unknown names
+        return DEFAULT_MAX_READ_BYTES
+    return min(DEFAULT_MAX_READ_BYTES, physical // 2) if physical > 0 else DEFAULT_MAX_READ_BYTES
+
+
+def max_read_bytes() -> int:
+    """The most bytes one read may allocate: ``SCIML_MAX_READ_BYTES`` if set, else the default.
+
+    Raises:
+        ConfigError: the environment variable is not a positive number of bytes.
+    """
+    raw = os.environ.get(MAX_READ_BYTES_ENV, "").strip()
+    if not raw:
+        return default_max_read_bytes()
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not math.isfinite(value) or value < 1:
+        raise ConfigError(
+            f"environment variable {MAX_READ_BYTES_ENV}={raw!r}: "
+            "expected a positive number of bytes (e.g. 4e9)"
+        )
+    return int(value)
+
+
+def format_bytes(n: int) -> str:
+    """``n`` bytes in a readable unit (``"48.0 GiB"``)."""
+    units = ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
+    size, k = float(n), 0
+    while size >= 1024 and k < len(units) - 1:
+        size, k = size / 1024, k + 1
+    return f"{n} bytes" if k == 0 else f"{size:.1f} {units[k]}"
+
+
+def check_read_size(
+    path: str | os.PathLike[str],
+    shape: Sequence[int],
+    itemsize: int,
+    *,
+    key: str | None = None,
+    what: str = "the read",
+) -> None:
+    """Raise :class:`DataFormatError` when an array of ``shape`` with ``itemsize``-byte values would exceed
+    :func:`max_read_bytes`; call it before allocating the array."""
+    shape = tuple(int(n) for n in shape)
+    nbytes = math.prod(shape) * int(itemsize)
+    limit = max_read_bytes()
+    if nbytes > limit:
+        raise DataFormatError(
+            path,
+            f"{what} would allocate more than the read limit",
+            key=key,
+            expected=f"at most {format_bytes(limit)} (raise it with {MAX_READ_BYTES_ENV}=<bytes>)",
+            found=f"shape {shape} x {itemsize} bytes = {format_bytes(nbytes)}",
+        )
+
+
+def selection_shape(shape: Sequence[int], selection: Any) -> tuple[int, ...]:
+    """Shape of ``array[selection]`` for basic indexing (integers and slices) of an array of ``shape``.
+
+    An index of any other kind counts as its whole axis (an upper bound).
+    """
+    items = selection if isinstance(selection, tuple) else (selection,)
+    out: list[int] = []
+    for axis, n in enumerate(shape):
+        item = items[axis] if axis < len(items) else slice(None)
+        if isinstance(item, slice):
+            out.append(len(range(*item.indices(int(n)))))
+        elif not isinstance(item, int | np.integer):
+            out.append(int(n))
+    return tuple(out)
+
+
+def describe_error(err: BaseException) -> str:
+    """``"TypeName: first line of the message"``, cut at a word boundary to at most ~120 characters."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    text = lines[0] if lines else ""
+    if len(text) > _MAX_DETAIL_CHARS:
+        cut = text[:_MAX_DETAIL_CHARS].rsplit(" ", 1)[0].rstrip(" ,;:([")
+        text = f"{cut} ..."
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+@contextlib.contextmanager
+def data_format_errors(path: str | os.PathLike[str], doing: str) -> Iterator[None]:
+    """Turn what low-level libraries raise on a bad file into one :class:`DataFormatError` naming it.
+
+    sciml's own errors pass unchanged; ``doing`` says what failed (e.g. ``"open as the_well"``).
+    """
+    try:
+        yield
+    except SciMLError:
+        raise
+    except MemoryError as err:
+        raise DataFormatError(
+            path, f"cannot {doing}: out of memory (the file declares more data than fits)"
+        ) from err
+    except LOW_LEVEL_ERRORS as err:
+        raise DataFormatError(
+            path, f"cannot {doing} ({describe_error(err)}); is the file truncated or corrupt?"
+        ) from err
 
 
 def check_finite(array: np.ndarray, path: str, key: str | None, where: str) -> None:
@@ -33,6 +168,18 @@ def check_finite(array: np.ndarray, path: str, key: str | None, where: str) -> N
     if array.dtype.kind in "fc" and not np.isfinite(array).all():
         bad = int(array.size - np.isfinite(array).sum())
         raise DataFormatError(path, f"{bad} non-finite values (NaN/inf) in {where}", key=key)
+
+
+def check_numeric(array: np.ndarray, path: str, key: str | None, where: str) -> None:
+    """Raise :class:`DataFormatError` unless ``array`` holds real numbers (float, int or bool)."""
+    if array.dtype.kind not in "fiub":
+        raise DataFormatError(
+            path,
+            f"{where} holds no real numbers",
+            key=key,
+            expected="float/int/bool",
+            found=f"dtype {array.dtype}",
+        )
 
 
 def normalize_index(index: int, length: int, where: str) -> int:
@@ -135,21 +282,18 @@ class TrajectoryDataset(_FileBacked, Dataset, abc.ABC):
         start, stop, step = frames.start, frames.stop, frames.step
         if n_sel == 0:
             start, stop, step = 0, 0, 1
-        try:
+        expected = (n_sel, m.n_channels, *m.grid_shape)
+        # the float tensor handed out takes at least 4 bytes a value; readers check their own arrays too
+        check_read_size(self.path, expected, 4, what=f"reading trajectory {i}")
+        with data_format_errors(self.path, f"read trajectory {i}"):
             array = self._read(i, slice(start, stop, step))
             if reverse:
                 array = array[::-1]
-        except DataFormatError:
-            raise
-        except (OSError, KeyError, RuntimeError, ValueError, TypeError, IndexError) as err:
-            raise DataFormatError(
-                self.path, f"cannot read trajectory {i} ({type(err).__name__}: {err}); is the file truncated?"
-            ) from err
-        expected = (n_sel, m.n_channels, *m.grid_shape)
         if tuple(array.shape) != expected:
             raise DataFormatError(
                 self.path, f"trajectory {i} read with a wrong shape", expected=expected, found=array.shape
             )
+        check_numeric(array, self.path, None, f"trajectory {i}")
         check_finite(array, self.path, None, f"trajectory {i}, frames {start}:{stop}:{step}")
         # a copy the caller owns: readers may hand back views of read-only memory maps
         return torch.from_numpy(np.array(array, dtype=_float_dtype(array.dtype), order="C"))
@@ -181,12 +325,12 @@ class PairDataset(_FileBacked, Dataset, abc.ABC):
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         i = normalize_index(index, len(self), self.path)
-        try:
+        for name, meta in (("x", self.metadata), ("y", self.output_metadata)):
+            check_read_size(
+                self.path, (meta.n_channels, *meta.grid_shape), 4, key=name, what=f"reading sample {i}"
+            )
+        with data_format_errors(self.path, f"read sample {i}"):
             x, y = self._read_pair(i)
-        except DataFormatError:
-            raise
-        except (OSError, KeyError, RuntimeError, ValueError, TypeError, IndexError) as err:
-            raise DataFormatError(self.path, f"cannot read sample {i} ({type(err).__name__}: {err})") from err
         for name, array, meta in (("x", x, self.metadata), ("y", y, self.output_metadata)):
             expected = (meta.n_channels, *meta.grid_shape)
             if tuple(array.shape) != expected:
@@ -197,6 +341,7 @@ class PairDataset(_FileBacked, Dataset, abc.ABC):
                     expected=expected,
                     found=array.shape,
                 )
+            check_numeric(array, self.path, name, f"sample {i}")
             check_finite(array, self.path, name, f"sample {i}")
         return {
             "x": torch.from_numpy(np.array(x, dtype=_float_dtype(x.dtype), order="C")),

@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 from typing import Any, Protocol
 
+from sciml.datasets.base import data_format_errors
 from sciml.errors import ConfigError, DataFormatError
 
 HEADER_BYTES = 1024
@@ -51,13 +52,23 @@ def _load_builtin_readers() -> None:
 def open_dataset(path: str | os.PathLike[str], format: str | None = None, **options: Any) -> Any:
     """Open a dataset file in any supported format and return a lazy dataset object.
 
+    Memory: before any read allocates an array (when opening, e.g. coordinates, or in ``read``/indexing),
+    its size is checked against a limit, so that a small file declaring a huge array (an HDF5 dataset whose
+    chunks were never written, a zlib bomb inside a MAT v5 file) is refused instead of exhausting memory.
+    The limit is the environment variable ``SCIML_MAX_READ_BYTES`` (bytes, e.g. ``4e9``) when set, else
+    the smaller of 8 GiB (``sciml.datasets.base.DEFAULT_MAX_READ_BYTES``) and half the physical memory;
+    it applies to each read (one trajectory's frames, one sample, one coordinate array; a whole MAT v5
+    file, which is loaded at once).
+
     Args:
         path: the file.
         format: force a reader by name (see :func:`available_formats`); detected from the file when omitted.
         **options: passed to the reader (e.g. ``field`` names, ``key`` names).
 
     Raises:
-        DataFormatError: the file does not exist, is empty, or no reader recognizes it.
+        DataFormatError: the file does not exist, is empty, no reader recognizes it, it is corrupt or
+            truncated, or a read it needs exceeds the limit; the message names the file.
+        ConfigError: an option the reader does not have, or ``SCIML_MAX_READ_BYTES`` is not a number.
     """
     _load_builtin_readers()
     p = Path(path)
@@ -71,7 +82,7 @@ def open_dataset(path: str | os.PathLike[str], format: str | None = None, **opti
         return _construct(_READERS[format], p, options)
     if p.is_dir():
         raise DataFormatError(p, "is a folder; open one of the data files inside it")
-    with open(p, "rb") as fh:
+    with data_format_errors(p, "read the file"), open(p, "rb") as fh:
         header = fh.read(HEADER_BYTES)
     if not header:
         raise DataFormatError(p, "the file is empty")
@@ -84,14 +95,11 @@ def open_dataset(path: str | os.PathLike[str], format: str | None = None, **opti
     if looks_like_hdf5(p, header):
         import h5py
 
-        try:
-            with h5py.File(p, "r") as fh:
-                keys = sorted(fh.keys())
-        except OSError as err:
-            raise DataFormatError(p, f"an HDF5 file that cannot be opened; is it truncated? ({err})") from err
+        with data_format_errors(p, "open as HDF5"), h5py.File(p, "r") as fh:
+            keys = sorted(fh.keys())
         raise DataFormatError(
             p,
-            "an HDF5 file in no known layout",
+            "an HDF5 file in no known layout (or a damaged one)",
             expected="The Well (t0_fields/...), PDEBench (density/Vx..., velocity/particles, or 0000/data)",
             found=f"top-level keys {keys}",
         )
@@ -116,4 +124,5 @@ def _construct(reader: type, path: Path, options: dict[str, Any]) -> Any:
                 f"{path}: reader {reader.format_name!r} has no option {key!r}; "
                 f"options: {', '.join(valid) or 'none'}"
             )
-    return reader(path, **options)
+    with data_format_errors(path, f"open as {reader.format_name}"):
+        return reader(path, **options)

@@ -18,7 +18,9 @@ Two container versions exist:
 * **v5** (header text ``"MATLAB 5.0 MAT-file"``): read with :func:`scipy.io.loadmat`, which returns
   arrays in MATLAB order. The v5 container has no random access, so the selected variables are loaded
   into memory **in full** when the reader is created (``scipy.io.whosmat`` is used first, so unknown
-  or missing variables are reported without loading anything).
+  or missing variables are reported without loading anything). Before loading, each variable's declared
+  size and each compressed element's inflated size are checked against the read limit
+  (:func:`sciml.datasets.base.max_read_bytes`): a small file that inflates to gigabytes is refused.
 
 Trajectory ``i`` is ``[a[i], u[i, ..., 0], ..., u[i, ..., T-1]]``: ``n_times = T + 1`` frames of one
 channel, ``"vorticity"``; the times are ``[0, *t]`` when ``t`` exists, else ``None``. A file that has no
@@ -34,7 +36,10 @@ the generator's attributes), which are used when present.
 from __future__ import annotations
 
 import logging
+import math
 import os
+import struct
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -42,8 +47,16 @@ from typing import Any
 import h5py
 import numpy as np
 
-from sciml.datasets.base import TrajectoryDataset
+from sciml.datasets.base import (
+    MAX_READ_BYTES_ENV,
+    TrajectoryDataset,
+    check_read_size,
+    describe_error,
+    format_bytes,
+    max_read_bytes,
+)
 from sciml.datasets.metadata import DatasetMetadata
+from sciml.datasets.readers.hdf5_common import read_array
 from sciml.datasets.registry import register_reader
 from sciml.errors import DataFormatError
 
@@ -56,6 +69,25 @@ EXTRA_PREFIX = "sciml_"
 DEFAULT_INPUT_KEY = "a"
 DEFAULT_TIME_KEY = "t"
 _CHUNK_CACHE_BYTES = 16 * 2**20
+#: Bytes per value of the MATLAB classes ``scipy.io.whosmat`` reports that this reader loads (``char``
+#: becomes a NumPy unicode string of 4 bytes a character).
+_V5_CLASS_ITEMSIZE = {
+    "double": 8,
+    "single": 4,
+    "int8": 1,
+    "uint8": 1,
+    "int16": 2,
+    "uint16": 2,
+    "int32": 4,
+    "uint32": 4,
+    "int64": 8,
+    "uint64": 8,
+    "logical": 1,
+    "char": 4,
+}
+_V5_HEADER_BYTES = 128
+_MI_COMPRESSED = 15
+_INFLATE_PIECE = 2**20
 
 
 def _extra_value(array: np.ndarray, matlab_class: str) -> Any:
@@ -124,7 +156,7 @@ class FnoMatReader(TrajectoryDataset):
             with open(p, "rb") as fh:
                 header = fh.read(128)
         except OSError as err:
-            raise DataFormatError(p, f"cannot read the file ({err})") from err
+            raise DataFormatError(p, f"cannot read the file ({describe_error(err)})") from err
         if header.startswith(V73_HEADER):
             self._version = "7.3"
         elif header.startswith(V5_HEADER):
@@ -196,7 +228,8 @@ class FnoMatReader(TrajectoryDataset):
             return h5py.File(self.path, "r", rdcc_nbytes=_CHUNK_CACHE_BYTES)
         except OSError as err:
             raise DataFormatError(
-                self.path, f"cannot open the MAT v7.3 (HDF5) content ({err}); is the file truncated?"
+                self.path,
+                f"cannot open the MAT v7.3 (HDF5) content ({describe_error(err)}); is the file truncated?",
             ) from err
 
     def _missing(self, key: str, role: str, present: Sequence[str]) -> DataFormatError:
@@ -281,13 +314,18 @@ class FnoMatReader(TrajectoryDataset):
         try:
             present = list(f.keys())
         except (OSError, RuntimeError) as err:
-            raise DataFormatError(p, f"cannot list the variables ({err}); is the file truncated?") from err
+            raise DataFormatError(
+                p, f"cannot list the variables ({describe_error(err)}); is the file truncated?"
+            ) from err
         self._input_key, self._time_key = self._resolve_keys(present, input_key, output_key, time_key)
 
         def dataset(key: str) -> h5py.Dataset:
             obj = f.get(key)
             if not isinstance(obj, h5py.Dataset) or obj.dtype.kind not in "fiub":
-                found = "a group (struct)" if isinstance(obj, h5py.Group) else f"dtype {obj.dtype}"
+                if isinstance(obj, h5py.Dataset):
+                    found = f"dtype {obj.dtype}"
+                else:
+                    found = "a group (struct)" if isinstance(obj, h5py.Group) else "a broken link"
                 raise DataFormatError(
                     p, "not a real numeric array", key=key, expected="a numeric array", found=found
                 )
@@ -304,7 +342,7 @@ class FnoMatReader(TrajectoryDataset):
         )
         t = None
         if t_ds is not None:
-            t = self._read_h5(t_ds, ()).astype(np.float64).reshape(-1)
+            t = read_array(t_ds, p).astype(np.float64).reshape(-1)
         extras: dict[str, Any] = {}
         for key in present:
             if not key.startswith(EXTRA_PREFIX):
@@ -313,7 +351,7 @@ class FnoMatReader(TrajectoryDataset):
             if isinstance(obj, h5py.Dataset) and obj.dtype.kind in "fiu" and obj.size < 2**16:
                 cls = obj.attrs.get("MATLAB_class", b"")
                 cls = cls.decode() if isinstance(cls, bytes) else str(cls)
-                extras[key[len(EXTRA_PREFIX) :]] = _extra_value(self._read_h5(obj, ()), cls)
+                extras[key[len(EXTRA_PREFIX) :]] = _extra_value(read_array(obj, p), cls)
         return n, nx, ny, n_u, t, extras
 
     def _inspect_v5(
@@ -326,17 +364,34 @@ class FnoMatReader(TrajectoryDataset):
             listing = scipy.io.whosmat(p)
         except Exception as err:  # scipy raises many types on corrupt files
             raise DataFormatError(
-                p, f"cannot read the MAT v5 directory ({type(err).__name__}: {err}); is the file truncated?"
+                p, f"cannot read the MAT v5 directory ({describe_error(err)}); is the file truncated?"
             ) from err
         info = {name: (tuple(int(s) for s in shape), cls) for name, shape, cls in listing}
         self._input_key, self._time_key = self._resolve_keys(list(info), input_key, output_key, time_key)
         wanted = [k for k in (output_key, self._input_key, self._time_key) if k is not None]
-        wanted += [k for k in info if k.startswith(EXTRA_PREFIX)]
+        for key in wanted:
+            if info[key][1] not in _V5_CLASS_ITEMSIZE or info[key][1] == "char":
+                raise DataFormatError(
+                    p, "not a real numeric array", key=key, expected="a numeric array", found=info[key][1]
+                )
+        wanted += [
+            k
+            for k, (shape, cls) in info.items()
+            if k.startswith(EXTRA_PREFIX) and cls in _V5_CLASS_ITEMSIZE and math.prod(shape) < 2**16
+        ]
+        for key in wanted:
+            shape, cls = info[key]
+            check_read_size(
+                p, shape, _V5_CLASS_ITEMSIZE[cls], key=key, what="loading this MAT v5 variable (loaded whole)"
+            )
         try:
+            check_v5_inflated_sizes(p)
             loaded = scipy.io.loadmat(p, variable_names=wanted, squeeze_me=False, chars_as_strings=True)
-        except Exception as err:
+        except DataFormatError:
+            raise
+        except Exception as err:  # scipy and zlib raise many types on corrupt files
             raise DataFormatError(
-                p, f"cannot load the MAT v5 variables ({type(err).__name__}: {err}); is the file truncated?"
+                p, f"cannot load the MAT v5 variables ({describe_error(err)}); is the file truncated?"
             ) from err
         for key in wanted:
             if key not in loaded:
@@ -368,19 +423,13 @@ class FnoMatReader(TrajectoryDataset):
         logger.info("%s: MAT v5 file loaded into memory (v5 has no random access)", p)
         return n, nx, ny, n_u, t, extras
 
-    def _read_h5(self, dataset: h5py.Dataset, selection: Any) -> np.ndarray:
-        try:
-            return np.asarray(dataset[selection])
-        except (OSError, RuntimeError, ValueError, TypeError, KeyError) as err:
-            raise DataFormatError(
-                self.path,
-                f"cannot read ({type(err).__name__}: {err}); is the file truncated?",
-                key=dataset.name.lstrip("/"),
-            ) from err
-
     # ------------------------------------------------------------------------------------------------------
     # reading
     # ------------------------------------------------------------------------------------------------------
+    def _read_h5(self, dataset: h5py.Dataset, selection: Any) -> np.ndarray:
+        """``dataset[selection]`` of the v7.3 file, size-checked (see :func:`read_array`)."""
+        return read_array(dataset, self.path, selection)
+
     def _read(self, index: int, times: slice) -> np.ndarray:
         nx, ny = self.metadata.grid_shape
         frames = range(times.start, times.stop, times.step)
@@ -414,3 +463,53 @@ class FnoMatReader(TrajectoryDataset):
             ds = self.handle()[self._output_key]  # (T, Y, X, N)
             return self._read_h5(ds, np.s_[frames, :, :, index]).transpose(0, 2, 1)
         return np.array(self._arrays[self._output_key][index, :, :, frames].transpose(2, 0, 1))
+
+
+def check_v5_inflated_sizes(path: str) -> None:
+    """Refuse a MAT v5 file whose compressed elements inflate to more than the read limit.
+
+    The top-level data elements are walked (8-byte tags: type, byte count); each ``miCOMPRESSED`` one is
+    inflated in pieces of 1 MiB that are counted and dropped, so memory stays bounded whatever the file
+    holds. The declared array sizes are checked separately (from ``scipy.io.whosmat``); this catches data
+    that inflate to more than their headers declare.
+    """
+    limit = max_read_bytes()
+    with open(path, "rb") as fh:
+        header = fh.read(_V5_HEADER_BYTES)
+        if header[126:128] not in (b"IM", b"MI"):
+            raise DataFormatError(
+                path, "unknown byte order mark", expected="'IM' or 'MI'", found=header[126:128]
+            )
+        endian = "<" if header[126:128] == b"IM" else ">"
+        start = _V5_HEADER_BYTES
+        while len(tag := fh.read(8)) == 8:
+            mdtype, nbytes = struct.unpack(f"{endian}II", tag)
+            if mdtype >> 16:  # a small data element: its (at most 4) bytes sit inside the tag
+                start += 8
+                continue
+            if mdtype == _MI_COMPRESSED and _inflated_size(fh, nbytes, limit) > limit:
+                raise DataFormatError(
+                    path,
+                    f"the compressed element at byte {start} inflates to more than the read limit",
+                    expected=f"at most {format_bytes(limit)} (raise it with {MAX_READ_BYTES_ENV}=<bytes>)",
+                )
+            start += 8 + nbytes
+            fh.seek(start)
+
+
+def _inflated_size(fh: Any, nbytes: int, cap: int) -> int:
+    """Bytes the ``nbytes`` of zlib data at the position of ``fh`` inflate to, counted up to just past
+    ``cap`` (nothing is kept)."""
+    inflater = zlib.decompressobj()
+    total, remaining = 0, nbytes
+    while remaining > 0 and not inflater.eof:
+        data = fh.read(min(remaining, _INFLATE_PIECE))
+        if not data:
+            break
+        remaining -= len(data)
+        while data and not inflater.eof:
+            total += len(inflater.decompress(data, _INFLATE_PIECE))
+            if total > cap:
+                return total
+            data = inflater.unconsumed_tail
+    return total

@@ -1,6 +1,7 @@
 """Helpers shared by the HDF5 readers (PDEBench, The Well): detection, checked access, attribute decoding.
 
-Every failure of h5py becomes one :class:`~sciml.errors.DataFormatError` naming the file and the key.
+Every failure of h5py becomes one :class:`~sciml.errors.DataFormatError` naming the file and the key, and
+every read is checked against the read limit (:func:`sciml.datasets.base.max_read_bytes`) first.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from sciml.datasets.base import check_read_size, describe_error, selection_shape
 from sciml.errors import DataFormatError
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -61,7 +63,8 @@ def open_hdf5(path: str | os.PathLike[str]) -> h5py.File:
         raise DataFormatError(path, "no such file") from err
     except OSError as err:
         raise DataFormatError(
-            path, f"cannot open as HDF5 ({err}); is the file truncated or still being written?"
+            path,
+            f"cannot open as HDF5 ({describe_error(err)}); is the file truncated or still being written?",
         ) from err
 
 
@@ -73,16 +76,24 @@ def key_of(obj: h5py.HLObject) -> str:
 def require_dataset(
     group: h5py.Group, key: str, path: str, *, ndim: int | None = None, what: str = ""
 ) -> h5py.Dataset:
-    """``group[key]`` as a dataset, or a :class:`DataFormatError` naming the file and the key."""
+    """``group[key]`` as a dataset of real numbers, or a :class:`DataFormatError` naming the file and key."""
     full = f"{key_of(group)}/{key}".lstrip("/")
     try:
         obj = group.get(key)
     except (OSError, KeyError, RuntimeError) as err:
-        raise DataFormatError(path, f"cannot read ({err})", key=full) from err
+        raise DataFormatError(path, f"cannot read ({describe_error(err)})", key=full) from err
     if obj is None:
         raise DataFormatError(path, "missing", key=full, expected=what or "a dataset", found="nothing")
     if not isinstance(obj, h5py.Dataset):
         raise DataFormatError(path, "not a dataset", key=full, expected=what or "a dataset", found="a group")
+    if obj.dtype.kind not in "fiub":
+        raise DataFormatError(
+            path,
+            "not a real numeric dataset",
+            key=full,
+            expected="float/int/bool",
+            found=f"dtype {obj.dtype}",
+        )
     if ndim is not None and obj.ndim != ndim:
         raise DataFormatError(
             path,
@@ -100,7 +111,7 @@ def require_group(group: h5py.Group, key: str, path: str) -> h5py.Group:
     try:
         obj = group.get(key)
     except (OSError, KeyError, RuntimeError) as err:
-        raise DataFormatError(path, f"cannot read ({err})", key=full) from err
+        raise DataFormatError(path, f"cannot read ({describe_error(err)})", key=full) from err
     if not isinstance(obj, h5py.Group):
         raise DataFormatError(
             path,
@@ -112,13 +123,31 @@ def require_group(group: h5py.Group, key: str, path: str) -> h5py.Group:
     return obj
 
 
-def read_array(dataset: h5py.Dataset, path: str, selection: Any = ()) -> np.ndarray:
-    """Read ``dataset[selection]``, turning low-level failures into :class:`DataFormatError`."""
+def read_array(dataset: h5py.Dataset, path: str, selection: Any = (), *, numeric: bool = True) -> np.ndarray:
+    """Read ``dataset[selection]`` (integers and slices), turning low-level failures into
+    :class:`DataFormatError`.
+
+    The size of the selection is checked against the read limit before anything is read, and with
+    ``numeric`` (the default) a dataset that does not hold real numbers is refused unread.
+    """
+    key = key_of(dataset)
+    if dataset.shape is None:
+        raise DataFormatError(path, "dataset without a dataspace (h5py.Empty)", key=key, expected="an array")
+    if numeric and dataset.dtype.kind not in "fiub":
+        raise DataFormatError(
+            path,
+            "not a real numeric dataset",
+            key=key,
+            expected="float/int/bool",
+            found=f"dtype {dataset.dtype}",
+        )
+    shape = selection_shape(dataset.shape, selection)
+    check_read_size(path, shape, dataset.dtype.itemsize, key=key, what="reading this dataset")
     try:
         return np.asarray(dataset[selection])
-    except (OSError, RuntimeError, ValueError, TypeError) as err:
+    except (OSError, RuntimeError, ValueError, TypeError, KeyError) as err:
         raise DataFormatError(
-            path, f"cannot read ({type(err).__name__}: {err}); is the file truncated?", key=key_of(dataset)
+            path, f"cannot read ({describe_error(err)}); is the file truncated?", key=key
         ) from err
 
 

@@ -46,9 +46,9 @@ from typing import Any
 
 import numpy as np
 
-from sciml.datasets.base import TrajectoryDataset
+from sciml.datasets.base import LOW_LEVEL_ERRORS, TrajectoryDataset, check_read_size, describe_error
 from sciml.datasets.metadata import DatasetMetadata
-from sciml.datasets.readers.hdf5_common import plain_scalar
+from sciml.datasets.readers.hdf5_common import as_str, plain_scalar
 from sciml.datasets.readers.numpy_npy import Layout, parse_layout, per_axis, select_frames
 from sciml.datasets.registry import register_reader
 from sciml.errors import DataFormatError
@@ -60,6 +60,8 @@ HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 SAMPLE_NAMES = ("sample", "batch")
 TIME_NAMES = ("time", "t")
 SPATIAL_NAMES = ("x", "y", "z")
+#: The NAME attribute netCDF-C gives the dimension scale of a dimension without a coordinate variable.
+_PURE_DIMENSION_NAME = "This is a netCDF dimension but not a netCDF variable"
 _ENGINE_PACKAGE = {"netcdf4": "netCDF4", "h5netcdf": "h5netcdf", "scipy": "scipy"}
 
 
@@ -93,6 +95,26 @@ def choose_engine(path: str, header: bytes, engine: str | None = None) -> str:
     )
 
 
+class _ReadsWithinFile:
+    """A binary file whose ``read(n)`` asks for no more than what is left of the file.
+
+    scipy's netCDF-3 parser reads as many bytes as a header count says, and Python allocates a read's full
+    size before reading: a damaged count (e.g. 2**31 attribute values) would allocate gigabytes.
+    """
+
+    def __init__(self, fh: Any) -> None:
+        self._fh = fh
+        self._size = os.fstat(fh.fileno()).st_size
+
+    def read(self, n: int | None = -1) -> bytes:
+        """Up to ``n`` bytes (all that is left when ``n`` is negative or ``None``)."""
+        left = max(self._size - self._fh.tell(), 0)
+        return self._fh.read(left if n is None or n < 0 else min(n, left))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._fh, name)
+
+
 def check_classic_complete(path: str) -> None:
     """Raise :class:`DataFormatError` when a classic (CDF-1/2) file is shorter than its header says.
 
@@ -110,20 +132,41 @@ def check_classic_complete(path: str) -> None:
         # the error is kept as text only and the parser's objects are freed inside this block
         warnings.simplefilter("ignore", RuntimeWarning)
         try:
-            f = scipy.io.netcdf_file(path, "r", mmap=True)
-            try:
-                names = list(f.variables)
-                f.variables.clear()  # drop the arrays over the map before closing it
-            finally:
-                f.close()
-                del f
-        except (ValueError, TypeError, OSError, EOFError, IndexError) as err:
-            problem = f"{type(err).__name__}: {err}"
+            with open(path, "rb") as fh:
+                f = scipy.io.netcdf_file(_ReadsWithinFile(fh), "r", mmap=True)
+                try:
+                    names = list(f.variables)
+                    f.variables.clear()  # drop the arrays over the map before closing it
+                finally:
+                    f.close()
+                    del f
+        except LOW_LEVEL_ERRORS as err:
+            problem = describe_error(err)
     if problem is not None:
         raise DataFormatError(
             path, f"classic netCDF file shorter than its header says ({problem}); is the file truncated?"
         )
     logger.debug("%s: classic netCDF file complete (%d variables)", path, len(names))
+
+
+def check_netcdf4_coordinates(path: str) -> None:
+    """Refuse a netCDF-4 file whose dimension coordinates exceed the read limit, before xarray opens it.
+
+    xarray loads the coordinate variable of every dimension when it opens a file (to index it); in a
+    netCDF-4 file that is an HDF5 dimension scale, which can declare any length while holding no data.
+    Dimensions without a coordinate variable are dimension scales too, but are never read.
+    """
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        for name, obj in f.items():
+            if not isinstance(obj, h5py.Dataset) or as_str(obj.attrs.get("CLASS", "")) != "DIMENSION_SCALE":
+                continue
+            if as_str(obj.attrs.get("NAME", "")).startswith(_PURE_DIMENSION_NAME):
+                continue
+            check_read_size(
+                path, obj.shape or (), obj.dtype.itemsize, key=name, what="opening (xarray loads coordinates)"
+            )
 
 
 def _as_bool(value: Any) -> bool | None:
@@ -183,7 +226,7 @@ def acquire_shared(path: str, engine: str) -> SharedDataset:
                 )
             except (OSError, RuntimeError, ValueError, KeyError, TypeError, IndexError) as err:
                 raise DataFormatError(
-                    path, f"cannot open as netCDF ({type(err).__name__}: {err}); is the file truncated?"
+                    path, f"cannot open as netCDF ({describe_error(err)}); is the file truncated?"
                 ) from err
             entry = _SHARED[key] = [dataset, 0]
         entry[1] += 1
@@ -286,10 +329,12 @@ class NetCDFReader(TrajectoryDataset):
             with open(p, "rb") as fh:
                 header = fh.read(8)
         except OSError as err:
-            raise DataFormatError(p, f"cannot read the file ({err})") from err
+            raise DataFormatError(p, f"cannot read the file ({describe_error(err)})") from err
         self._engine = choose_engine(p, header, engine)
         if header[:4] in CLASSIC_MAGICS[:2]:
             check_classic_complete(p)
+        elif header.startswith(HDF5_SIGNATURE):
+            check_netcdf4_coordinates(p)
         try:
             ds = self._dataset()
             if variable is not None or layout is not None:
@@ -557,11 +602,13 @@ class NetCDFReader(TrajectoryDataset):
         blocks = []
         for name, layout in self._reads:
             try:
-                blocks.append(select_frames(ds[name].variable, layout, index, times))
+                blocks.append(
+                    select_frames(ds[name].variable, layout, index, times, path=self.path, key=name)
+                )
             except (OSError, RuntimeError, ValueError, IndexError, KeyError, TypeError) as err:
                 raise DataFormatError(
                     self.path,
-                    f"cannot read trajectory {index} ({type(err).__name__}: {err}); is the file truncated?",
+                    f"cannot read trajectory {index} ({describe_error(err)}); is the file truncated?",
                     key=name,
                 ) from err
         if len(blocks) == 1:

@@ -17,13 +17,14 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from sciml.datasets.base import PairDataset
+from sciml.datasets.base import PairDataset, describe_error
 from sciml.datasets.metadata import DatasetMetadata
 from sciml.datasets.readers.numpy_npy import per_axis
 from sciml.datasets.registry import register_reader
@@ -90,6 +91,10 @@ class NeuralopPtReader(PairDataset):
         tensors = self.handle()
         p = self.path
         x, y = tensors[x_key], tensors[y_key]
+        self.metadata = self._describe(x, x_key, input_names, "x", domain_lengths, periodic, viscosity)
+        self.output_metadata = self._describe(
+            y, y_key, output_names, "y", domain_lengths, periodic, viscosity
+        )
         if x.shape[0] != y.shape[0]:
             raise DataFormatError(
                 p,
@@ -98,10 +103,6 @@ class NeuralopPtReader(PairDataset):
                 expected=f"N = {x.shape[0]} (from {x_key!r}, shape {tuple(x.shape)})",
                 found=f"shape {tuple(y.shape)}",
             )
-        self.metadata = self._describe(x, x_key, input_names, "x", domain_lengths, periodic, viscosity)
-        self.output_metadata = self._describe(
-            y, y_key, output_names, "y", domain_lengths, periodic, viscosity
-        )
         logger.debug("opened %s as %s (memory-mapped: %s)", p, self, self._mmap)
 
     # ------------------------------------------------------------------------------------------------------
@@ -118,17 +119,19 @@ class NeuralopPtReader(PairDataset):
                 self._mmap = False
                 obj = torch.load(p, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as err:
+            refused = _refused_object(err)
+            if refused is None:
+                raise DataFormatError(
+                    p, f"cannot load ({describe_error(err)}); is the file truncated?"
+                ) from err
             raise DataFormatError(
                 p,
-                "holds objects other than tensors and plain containers; only a dict of tensors is accepted "
-                "(it is loaded with torch.load(weights_only=True), which never runs pickled code)",
+                "holds pickled Python objects; only a dict of tensors is accepted (nothing in it was run)",
                 expected="{'x': Tensor, 'y': Tensor}",
-                found=_refusal_reason(err),
+                found=refused,
             ) from err
         except (RuntimeError, OSError, EOFError, ValueError) as err:
-            raise DataFormatError(
-                p, f"cannot load ({type(err).__name__}: {str(err)[:300]}); is the file truncated?"
-            ) from err
+            raise DataFormatError(p, f"cannot load ({describe_error(err)}); is the file truncated?") from err
         if not isinstance(obj, Mapping):
             raise DataFormatError(
                 p,
@@ -238,10 +241,12 @@ class NeuralopPtReader(PairDataset):
         return self._sample(self._keys[0], index), self._sample(self._keys[1], index)
 
 
-def _refusal_reason(err: Exception) -> str:
-    """The line of torch's weights-only refusal that names the offending object."""
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    for line in lines:
-        if "Unsupported" in line or "WeightsUnpickler" in line:
-            return line.split(" Please use")[0][:300]
-    return lines[0][:300] if lines else "pickled objects"
+def _refused_object(err: Exception) -> str | None:
+    """What torch's weights-only unpickler refused (``"the global numpy.dtype"``), in a few words;
+    ``None`` when ``err`` is no such refusal (e.g. a truncated pickle)."""
+    text = str(err)
+    found = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+    if found:
+        return f"the global {found.group(1)[:100]}"
+    found = re.search(r"WeightsUnpickler error: (Unsupported [^.\n]{1,100})", text)
+    return found.group(1).strip() if found else None

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import logging
 import os
+import struct
+import tokenize
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from sciml.datasets.base import TrajectoryDataset
+from sciml.datasets.base import TrajectoryDataset, check_read_size, describe_error, selection_shape
 from sciml.datasets.metadata import DatasetMetadata
 from sciml.datasets.registry import register_reader
 from sciml.errors import DataFormatError
@@ -34,6 +36,9 @@ from sciml.errors import DataFormatError
 logger = logging.getLogger(__name__)
 
 NPY_MAGIC = b"\x93NUMPY"
+#: Longest ``.npy`` header read (numpy's own default ``max_header_size``).
+NPY_MAX_HEADER_BYTES = 10000
+_NPY_HEADER_LENGTH_FORMATS = {(1, 0): "<H", (2, 0): "<I", (3, 0): "<I"}
 SPATIAL_LETTERS = ("x", "y", "z")
 LAYOUT_LETTERS = ("n", "t", "c", *SPATIAL_LETTERS)
 
@@ -77,11 +82,14 @@ def parse_layout(layout: str, path: str, option: str = "layout") -> Layout:
     return Layout(letters)
 
 
-def select_frames(array: Any, layout: Layout, index: int | None, times: slice) -> np.ndarray:
+def select_frames(
+    array: Any, layout: Layout, index: int | None, times: slice, *, path: str, key: str | None = None
+) -> np.ndarray:
     """Frames ``times`` of sample ``index`` of an array in ``layout``, as a fresh ``[T_sel, C, *grid]``.
 
-    ``array`` is anything indexable like a NumPy array (a memory map, an h5py or netCDF variable); only
-    the selected block is read.
+    ``array`` is anything indexable like a NumPy array (a memory map, an h5py or netCDF variable) with
+    ``shape`` and ``dtype``; only the selected block is read, after its size was checked against the read
+    limit (a :class:`DataFormatError` naming ``path`` and ``key`` otherwise).
     """
     selection: list[Any] = []
     kept: list[str] = []
@@ -94,6 +102,8 @@ def select_frames(array: Any, layout: Layout, index: int | None, times: slice) -
         else:
             selection.append(slice(None))
             kept.append(letter)
+    shape = selection_shape(array.shape, tuple(selection))
+    check_read_size(path, shape, np.dtype(array.dtype).itemsize, key=key, what="reading this trajectory")
     block = np.asarray(array[tuple(selection)])
     if "t" not in kept:  # a missing time axis has length 1: apply the slice to it
         block = block[None][times]
@@ -243,26 +253,52 @@ class NpyReader(TrajectoryDataset):
         logger.debug("opened %s as %s", p, self)
 
     def _open_handle(self) -> np.ndarray:
-        try:
-            array = np.load(self.path, mmap_mode="r", allow_pickle=False)
-        except ValueError as err:
-            problem = (
-                "holds Python objects (only plain numeric arrays are read; pickles never are)"
-                if "allow_pickle" in str(err) or "Object arrays" in str(err)
-                else f"cannot memory-map ({err}); is the file truncated?"
-            )
-            raise DataFormatError(self.path, problem) from err
-        except (OSError, EOFError) as err:
-            raise DataFormatError(self.path, f"cannot read ({err}); is the file truncated?") from err
-        if not isinstance(array, np.ndarray):  # an .npz archive
-            array.close()
+        dtype = read_npy_dtype(self.path)
+        if dtype.hasobject:
             raise DataFormatError(
-                self.path, "not a single .npy array", expected="an .npy file", found=type(array).__name__
+                self.path,
+                "holds Python objects (only plain numeric arrays are read; pickles never are)",
+                expected="a float/int/bool array",
+                found=f"dtype {dtype}",
             )
-        return array
+        try:
+            return np.load(self.path, mmap_mode="r", allow_pickle=False)
+        except (ValueError, OSError, EOFError) as err:
+            raise DataFormatError(
+                self.path, f"cannot memory-map ({describe_error(err)}); is the file truncated?"
+            ) from err
 
     def _read(self, index: int, times: slice) -> np.ndarray:
-        try:
-            return select_frames(self.handle(), self._layout, index, times)
-        except (ValueError, OSError) as err:
-            raise DataFormatError(self.path, f"cannot read trajectory {index} ({err})") from err
+        return select_frames(self.handle(), self._layout, index, times, path=self.path)
+
+
+def read_npy_dtype(path: str) -> np.dtype:
+    """The dtype an ``.npy`` file declares in its header (nothing else is read).
+
+    Raises:
+        DataFormatError: the file does not start with a valid ``.npy`` header.
+    """
+    try:
+        with open(path, "rb") as fh:
+            version = np.lib.format.read_magic(fh)
+            if version not in _NPY_HEADER_LENGTH_FORMATS:
+                raise DataFormatError(
+                    path, "unknown .npy format version", expected="1.0, 2.0 or 3.0", found=version
+                )
+            # numpy reads as many header bytes as the file says before checking the length: check first
+            length_format = _NPY_HEADER_LENGTH_FORMATS[version]
+            (length,) = struct.unpack(length_format, fh.read(struct.calcsize(length_format)))
+            if length > NPY_MAX_HEADER_BYTES:
+                raise DataFormatError(
+                    path, "header too long", expected=f"at most {NPY_MAX_HEADER_BYTES} bytes", found=length
+                )
+            fh.seek(-struct.calcsize(length_format), os.SEEK_CUR)
+            if version == (1, 0):
+                _, _, dtype = np.lib.format.read_array_header_1_0(fh)
+            else:  # 2.0 and 3.0 differ only in the header's text encoding (3.0: UTF-8)
+                _, _, dtype = np.lib.format.read_array_header_2_0(fh)
+    except DataFormatError:
+        raise
+    except (ValueError, OSError, EOFError, SyntaxError, struct.error, tokenize.TokenError) as err:
+        raise DataFormatError(path, f"not a valid .npy header ({describe_error(err)})") from err
+    return dtype

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 import yaml
 
+from sciml.config import yaml_problem
 from sciml.datasets.base import TrajectoryDataset, check_finite
 from sciml.datasets.metadata import DatasetMetadata
 from sciml.datasets.readers.hdf5_common import (
@@ -455,7 +456,7 @@ def _yaml_attr(f: h5py.File, name: str, path: str) -> dict[str, Any]:
     try:
         parsed = yaml.safe_load(as_str(f.attrs[name]))
     except yaml.YAMLError as err:
-        logger.warning("%s: attribute %r is not valid YAML (%s); ignored", path, name, err)
+        logger.warning("%s: attribute %r is not valid YAML (%s); ignored", path, name, yaml_problem(err))
         return {}
     return parsed if isinstance(parsed, dict) else {}
 

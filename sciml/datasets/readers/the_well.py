@@ -35,7 +35,7 @@ import torch
 import yaml
 from torch.utils.data import ConcatDataset
 
-from sciml.datasets.base import TimeIndex, TrajectoryDataset, check_finite
+from sciml.datasets.base import TimeIndex, TrajectoryDataset, check_finite, data_format_errors, describe_error
 from sciml.datasets.metadata import DatasetMetadata
 from sciml.datasets.readers.hdf5_common import (
     as_str,
@@ -80,7 +80,7 @@ def _get(group: h5py.Group, key: str, path: str, kind: type, what: str) -> Any:
     try:
         obj = group.get(key)
     except (OSError, KeyError, RuntimeError) as err:
-        raise DataFormatError(path, f"cannot read ({err})", key=full) from err
+        raise DataFormatError(path, f"cannot read ({describe_error(err)})", key=full) from err
     if not isinstance(obj, kind):
         found = "nothing" if obj is None else type(obj).__name__
         raise DataFormatError(path, "missing or of the wrong kind", key=full, expected=what, found=found)
@@ -275,6 +275,14 @@ class TheWellReader(TrajectoryDataset):
             )
             for name in names:
                 ds = _get(group, name, p, h5py.Dataset, f"a field listed in {group_name}.field_names")
+                if ds.dtype.kind not in "fiub":
+                    raise DataFormatError(
+                        p,
+                        "not a real numeric field",
+                        key=key_of(ds),
+                        expected="float/int/bool",
+                        found=f"dtype {ds.dtype}",
+                    )
                 sample_varying = _as_bool(ds.attrs.get("sample_varying"), True)
                 time_varying = _as_bool(ds.attrs.get("time_varying"), True)
                 dim_attr = ds.attrs.get("dim_varying")
@@ -402,11 +410,13 @@ class TheWellReader(TrajectoryDataset):
                 if not isinstance(ds, h5py.Dataset):
                     logger.warning("%s: scalar %r listed but missing", self.path, name)
                     continue
-                if _as_bool(ds.attrs.get("sample_varying"), False) or _as_bool(
-                    ds.attrs.get("time_varying"), False
+                if (
+                    _as_bool(ds.attrs.get("sample_varying"), False)
+                    or _as_bool(ds.attrs.get("time_varying"), False)
+                    or ds.size != 1
                 ):
                     continue
-                value = plain_scalar(read_array(ds, self.path))
+                value = plain_scalar(read_array(ds, self.path, numeric=False))
                 if isinstance(value, int | float) and not isinstance(value, bool):
                     constant[name] = value
             parameters.update(constant)
@@ -488,7 +498,10 @@ class TheWellSplit(ConcatDataset):
     def __init__(
         self, files: Sequence[Path], folder: Path, stats: dict[str, Any] | None, **options: Any
     ) -> None:
-        readers = [TheWellReader(path, **options) for path in files]
+        readers = []
+        for path in files:
+            with data_format_errors(path, "open as the_well"):
+                readers.append(TheWellReader(path, **options))
         super().__init__(readers)
         self.readers: list[TheWellReader] = readers
         self.stats = stats
