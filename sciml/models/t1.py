@@ -264,8 +264,9 @@ class T1Layer2d(nn.Module):
     unit-variance white input to a variance near 1/2 (GELU's half). ``g = 1/2`` for the DFT as in the paper;
     with complex weights whose real and imaginary parts are each ``N(0, sigma^2)`` every one of the three
     mixings multiplies the variance by ``2 g^2 = 1/2`` while the half spectrum carries twice the modes, so the
-    branch ends near 1/8: still O(1), unlike ``init="naive"`` (``sigma_c = 1 / d^2``, ``sigma_s = 1 / m^2``,
-    the FNO-style ``1 / (c_in c_out)`` scale), whose branch is orders of magnitude smaller.
+    branch ends near 1/8: still O(1), unlike ``init="naive"`` (the reference's: ``sigma_c = 1 / d^2``, the
+    FNO-style ``1 / (c_in c_out)`` scale, and ``sigma_s = sqrt(1 / m)``), whose branch is orders of magnitude
+    smaller.
     The derivation assumes white input to each layer: after the first layer the field is band-limited to the
     block, so the branch of every later "vp" layer multiplies the variance by about ``N / (2 m^2)`` and the
     block's variance grows geometrically with depth. The small head keeps the output small at
@@ -297,8 +298,8 @@ class T1Layer2d(nn.Module):
             g = 0.5 if complex_weights else 1.0
             truncation = 1.0 if init == "vp-stack" and band_limited_input else n_points / (m * m)
             sigma_c, sigma_s = g * math.sqrt(truncation / d), g * math.sqrt(1 / m)
-        else:
-            sigma_c, sigma_s = 1 / (d * d), 1 / (m * m)
+        else:  # the reference's "naive": the FNO-style 1/d^2 channel scale, 1/sqrt(m) for the mode mixing
+            sigma_c, sigma_s = 1 / (d * d), math.sqrt(1 / m)
         if complex_weights:
             self.wc = _complex_weight((d, d, m, m), sigma_c)
             self.s1 = _complex_weight((m, m, d), sigma_s)
