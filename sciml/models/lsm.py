@@ -35,18 +35,28 @@ from sciml.errors import ConfigError
 from sciml.models.grid import grid_coordinates
 from sciml.models.registry import ModelContext, register_model
 
+NORMS = {"batch": nn.BatchNorm2d, "instance": nn.InstanceNorm2d}
+
 
 class DoubleConv(nn.Sequential):
-    """(3x3 conv -> BatchNorm -> ReLU) twice, ``in_channels -> mid_channels -> out_channels``."""
+    """(3x3 conv -> norm -> ReLU) twice, ``in_channels -> mid_channels -> out_channels``.
 
-    def __init__(self, in_channels: int, out_channels: int, mid_channels: int | None = None) -> None:
+    ``norm``: ``"batch"`` (BatchNorm, the paper's code) or ``"instance"`` (InstanceNorm without affine
+    parameters or running statistics, as the Neural-Solver-Library uses for time-dependent tasks: the
+    statistics of each sample alone, so train and eval modes agree).
+    """
+
+    def __init__(
+        self, in_channels: int, out_channels: int, mid_channels: int | None = None, norm: str = "batch"
+    ) -> None:
         mid = mid_channels or out_channels
+        layer = NORMS[norm]
         super().__init__(
             nn.Conv2d(in_channels, mid, kernel_size=3, padding=1, bias=False),
-            nn.BatchNorm2d(mid),
+            layer(mid),
             nn.ReLU(inplace=True),
             nn.Conv2d(mid, out_channels, kernel_size=3, padding=1, bias=False),
-            nn.BatchNorm2d(out_channels),
+            layer(out_channels),
             nn.ReLU(inplace=True),
         )
 
@@ -54,9 +64,9 @@ class DoubleConv(nn.Sequential):
 class Up(nn.Module):
     """Bilinear 2x upsampling of the coarse map, concatenation with the skip, then :class:`DoubleConv`."""
 
-    def __init__(self, in_channels: int, out_channels: int) -> None:
+    def __init__(self, in_channels: int, out_channels: int, norm: str = "batch") -> None:
         super().__init__()
-        self.conv = DoubleConv(in_channels, out_channels, in_channels // 2)
+        self.conv = DoubleConv(in_channels, out_channels, in_channels // 2, norm=norm)
 
     def forward(self, coarse: Tensor, skip: Tensor) -> Tensor:
         """``coarse [B, C1, h, w]``, ``skip [B, C2, 2h, 2w]`` -> ``[B, out, 2h, 2w]``."""
@@ -166,6 +176,7 @@ class LSM2d(nn.Module):
         heads: int = 8,
         levels: int = 5,
         head_width: int = 128,
+        norm: str = "batch",
     ) -> None:
         super().__init__()
         self.levels = levels
@@ -175,10 +186,12 @@ class LSM2d(nn.Module):
             widths[-1] = widths[-2]  # the bilinear U-Net's deepest level keeps the width before it
         self.widths = widths
         self.lift = nn.Linear(in_channels + 2, width)
-        self.inc = DoubleConv(width, width)
-        self.down = nn.ModuleList(DoubleConv(widths[i - 1], widths[i]) for i in range(1, levels))
+        self.inc = DoubleConv(width, width, norm=norm)
+        self.down = nn.ModuleList(DoubleConv(widths[i - 1], widths[i], norm=norm) for i in range(1, levels))
         # Up at level i: concat(skip w_i, upsampled w_i) -> w_{i-1} (level 0: d)
-        self.up = nn.ModuleList(Up(2 * widths[i], widths[max(i - 1, 0)]) for i in range(levels - 1))
+        self.up = nn.ModuleList(
+            Up(2 * widths[i], widths[max(i - 1, 0)], norm=norm) for i in range(levels - 1)
+        )
         self.blocks = nn.ModuleList(
             NeuralSpectralBlock(w, num_basis, self.patch_size, num_token, heads) for w in widths
         )
@@ -230,13 +243,17 @@ def build_lsm(
     heads: int = 8,
     levels: int = 5,
     head_width: int = 128,
+    norm: str = "batch",
 ) -> nn.Module:
     """Latent Spectral Model (Wu et al., ICML 2023) for 2-D grids.
 
     ``width`` d (divisible by ``heads``), ``patch_size`` an int or ``[p1, p2]``, ``num_token`` M latent
     tokens per head, ``num_basis`` K sin/cos basis functions, ``levels`` U-Net levels (grids are padded to a
-    multiple of ``patch * 2^(levels-1)``), ``head_width`` the hidden width of the point-wise output head.
+    multiple of ``patch * 2^(levels-1)``), ``head_width`` the hidden width of the point-wise output head,
+    ``norm`` ``"batch"`` (the paper's) or ``"instance"`` (see :class:`DoubleConv`).
     """
+    if norm not in NORMS:
+        raise ConfigError(f"model 'lsm': norm {norm!r} is not one of {', '.join(NORMS)}")
     if context.n_dims != 2:
         raise ConfigError(f"model 'lsm': supports 2-D grids only, the data have {context.n_dims} dims")
     patch = (patch_size, patch_size) if isinstance(patch_size, int) else tuple(int(p) for p in patch_size)
@@ -267,4 +284,5 @@ def build_lsm(
         heads=heads,
         levels=levels,
         head_width=head_width,
+        norm=norm,
     )

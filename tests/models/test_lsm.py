@@ -152,6 +152,7 @@ def test_training_a_few_steps_reduces_the_loss():
         ({"levels": 0}, "levels"),
         ({"num_basis": -1}, "num_basis"),
         ({"heads_": 2}, "did you mean 'heads'"),
+        ({"norm": "layer"}, "norm 'layer' is not one of batch, instance"),
     ],
 )
 def test_bad_kwargs_raise_config_error(kwargs, match):
@@ -162,3 +163,17 @@ def test_bad_kwargs_raise_config_error(kwargs, match):
 def test_only_two_dimensional_grids():
     with pytest.raises(ConfigError, match="2-D"):
         build_model("lsm", SMALL, ModelContext(in_channels=1, out_channels=1, grid_shape=(16,)))
+
+
+def test_instance_norm_uses_each_sample_alone_in_train_and_eval():
+    torch.manual_seed(0)
+    x = torch.randn(4, 3, 16, 16)
+    instance = build_model("lsm", {**SMALL, "norm": "instance"}, CONTEXT)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in instance.modules())
+    together = instance.train()(x)
+    alone = torch.cat([instance(x[i : i + 1]) for i in range(4)])
+    torch.testing.assert_close(together, alone, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(instance.eval()(x), together, rtol=1e-5, atol=1e-6)
+    # the paper's BatchNorm (the default) mixes the batch in train mode
+    batch = build_model("lsm", SMALL, CONTEXT).train()
+    assert not torch.allclose(batch(x)[:1], batch(x[:1]), atol=1e-4)
