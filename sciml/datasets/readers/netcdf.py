@@ -13,7 +13,7 @@ Two layouts are read:
     every numeric data variable with exactly those dims, in file order.
 (b) **One variable holding all channels**, e.g. ``(N, T, C, X, Y)``: pass ``variable=`` and ``layout=``, a
     string with one letter per dim of the variable among ``n t c x y z`` (see
-    :func:`sciml.datasets.readers.numpy_npy.parse_layout`), e.g. ``"ntcxy"``. Channel names come from
+    :func:`sciml.datasets.readers._layout.parse_layout`), e.g. ``"ntcxy"``. Channel names come from
     ``field_names=``, else from string coordinate values of the channel dim, else from a
     ``field_names`` attribute of the variable, else ``c0, c1, ...``.
 
@@ -24,9 +24,11 @@ file's units), or ``None``. Packed variables are unpacked and ``_FillValue`` ent
 
 Periodicity, unless given by ``periodic=``: a ``periodic`` attribute of a spatial coordinate variable, else
 a global attribute ``periodic_<dim>``, else a global attribute ``periodic`` (one value, or one per spatial
-dim), else ``False`` (netCDF has no standard for it). Attribute values may be numbers, booleans or strings
-such as ``"true"``. The viscosity is the global attribute ``viscosity`` or ``nu`` unless given; the other
-scalar global attributes become ``metadata.parameters``.
+dim), else :data:`DEFAULT_PERIODIC` (``False``). Attribute values are read by
+:func:`~sciml.datasets.readers._layout.parse_flag` (``0``/``1``, booleans, or texts such as ``"true"``,
+``"periodic"``, ``"wall"``); any other value is a :class:`DataFormatError`. The viscosity is the global
+attribute ``viscosity`` or ``nu`` unless given; the other scalar global attributes become
+``metadata.parameters``.
 
 Engines: netCDF4 (preferred), h5netcdf (netCDF-4 files only) or scipy (classic files only), whichever is
 installed; ``engine=`` forces one.
@@ -48,8 +50,17 @@ import numpy as np
 
 from sciml.datasets.base import LOW_LEVEL_ERRORS, TrajectoryDataset, check_read_size, describe_error
 from sciml.datasets.metadata import DatasetMetadata
+from sciml.datasets.readers._layout import (
+    Layout,
+    attribute_key,
+    box_length,
+    parse_flag,
+    parse_layout,
+    per_axis_flags,
+    per_axis_floats,
+    select_frames,
+)
 from sciml.datasets.readers.hdf5_common import as_str, plain_scalar
-from sciml.datasets.readers.numpy_npy import Layout, parse_layout, per_axis, select_frames
 from sciml.datasets.registry import register_reader
 from sciml.errors import DataFormatError
 
@@ -63,6 +74,11 @@ SPATIAL_NAMES = ("x", "y", "z")
 #: The NAME attribute netCDF-C gives the dimension scale of a dimension without a coordinate variable.
 _PURE_DIMENSION_NAME = "This is a netCDF dimension but not a netCDF variable"
 _ENGINE_PACKAGE = {"netcdf4": "netCDF4", "h5netcdf": "h5netcdf", "scipy": "scipy"}
+#: Periodicity of an axis no attribute speaks of. The CF conventions define no periodicity attribute, so a
+#: file that says nothing gives no hint; ``False`` because data wrongly taken as periodic are silently
+#: wrapped around by spectral methods, while periodic data taken as non-periodic only get the node span as
+#: their box length. ``periodic=`` overrides it.
+DEFAULT_PERIODIC = False
 
 
 def _installed(package: str) -> bool:
@@ -167,24 +183,6 @@ def check_netcdf4_coordinates(path: str) -> None:
             check_read_size(
                 path, obj.shape or (), obj.dtype.itemsize, key=name, what="opening (xarray loads coordinates)"
             )
-
-
-def _as_bool(value: Any) -> bool | None:
-    """A boolean from an attribute value (bool, number, or string like ``"true"``/``"periodic"``)."""
-    if isinstance(value, np.ndarray) and value.size == 1:
-        value = value.reshape(()).item()
-    if isinstance(value, bytes | np.bytes_):
-        value = bytes(value).decode("utf-8", errors="replace")
-    if isinstance(value, str):
-        text = value.strip().lower()
-        if text in ("true", "yes", "1", "periodic", "t", "y"):
-            return True
-        if text in ("false", "no", "0", "none", "f", "n", "wall", "open"):
-            return False
-        return None
-    if isinstance(value, bool | int | float | np.generic):
-        return bool(value)
-    return None
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -516,7 +514,7 @@ class NetCDFReader(TrajectoryDataset):
         if min(grid) == 0:
             raise DataFormatError(p, "empty spatial dim", found=dict(zip(spatial, grid, strict=True)))
         per = (
-            per_axis(periodic, len(spatial), "periodic", p, bool)
+            per_axis_flags(periodic, len(spatial), option="periodic", path=p)
             if periodic is not None
             else self._periodic(ds, spatial)
         )
@@ -525,10 +523,12 @@ class NetCDFReader(TrajectoryDataset):
             if d in ds.coords and ds[d].ndim == 1 and ds[d].dtype.kind in "fiu":
                 file_coords[d] = np.asarray(ds[d].values, dtype=np.float64)
         if domain_lengths is not None:
-            lengths = per_axis(domain_lengths, len(spatial), "domain_lengths", p, float)
+            lengths = per_axis_floats(domain_lengths, len(spatial), option="domain_lengths", path=p)
         else:
             lengths = tuple(
-                _span(file_coords[d], q) if d in file_coords and len(file_coords[d]) > 1 else 1.0
+                box_length(file_coords[d], periodic=q)
+                if d in file_coords and len(file_coords[d]) > 1
+                else 1.0
                 for d, q in zip(spatial, per, strict=True)
             )
         coords = {
@@ -569,30 +569,33 @@ class NetCDFReader(TrajectoryDataset):
         )
 
     def _periodic(self, ds: Any, spatial: tuple[str, ...]) -> tuple[bool, ...]:
-        """Periodicity from attributes (see the module docstring), ``False`` where none says."""
-        global_value = ds.attrs.get("periodic")
-        per_dim_global: list[bool | None] = [None] * len(spatial)
-        if global_value is not None:
-            values = np.atleast_1d(np.asarray(global_value, dtype=object)).reshape(-1)
-            if isinstance(global_value, str) and len(global_value.split()) == len(spatial) > 1:
-                values = np.asarray(global_value.split(), dtype=object)
-            if values.size == 1:
-                per_dim_global = [_as_bool(values[0])] * len(spatial)
-            elif values.size == len(spatial):
-                per_dim_global = [_as_bool(v) for v in values]
-            else:
-                logger.warning("%s: global attribute periodic=%r ignored", self.path, global_value)
-        out: list[bool] = []
+        """Periodicity per spatial dim from the attributes, in the order of the module docstring."""
+        p = self.path
+        out = list(self._global_periodic(ds, spatial))
         for k, d in enumerate(spatial):
-            found = None
             if d in ds.variables and "periodic" in ds[d].attrs:
-                found = _as_bool(ds[d].attrs["periodic"])
-            if found is None and f"periodic_{d}" in ds.attrs:
-                found = _as_bool(ds.attrs[f"periodic_{d}"])
-            if found is None:
-                found = per_dim_global[k]
-            out.append(bool(found))
+                out[k] = parse_flag(ds[d].attrs["periodic"], path=p, key=attribute_key(d, "periodic"))
+            elif f"periodic_{d}" in ds.attrs:
+                name = f"periodic_{d}"
+                out[k] = parse_flag(ds.attrs[name], path=p, key=attribute_key("", name))
         return tuple(out)
+
+    def _global_periodic(self, ds: Any, spatial: tuple[str, ...]) -> tuple[bool, ...]:
+        """The global attribute ``periodic`` (one value, or one per spatial dim), else the default."""
+        n = len(spatial)
+        value = ds.attrs.get("periodic")
+        key = attribute_key("", "periodic")
+        if value is None:
+            return (DEFAULT_PERIODIC,) * n
+        values = np.atleast_1d(np.asarray(value, dtype=object)).reshape(-1)
+        if isinstance(value, str) and len(value.split()) == n > 1:
+            values = np.asarray(value.split(), dtype=object)
+        if values.size not in (1, n):
+            raise DataFormatError(
+                self.path, "wrong number of values", key=key, expected=f"1 or {n}", found=repr(value)
+            )
+        flags = tuple(parse_flag(v, path=self.path, key=key) for v in values)
+        return flags * n if len(flags) == 1 else flags
 
     # ------------------------------------------------------------------------------------------------------
     # reading
@@ -614,11 +617,3 @@ class NetCDFReader(TrajectoryDataset):
         if len(blocks) == 1:
             return blocks[0]
         return np.concatenate(blocks, axis=1)
-
-
-def _span(coord: np.ndarray, periodic: bool) -> float:
-    """Box length from 1D coordinates: ``n * dx`` when periodic, ``coord[-1] - coord[0]`` otherwise."""
-    n = coord.size
-    if periodic:
-        return float(n * (coord[-1] - coord[0]) / (n - 1))
-    return float(coord[-1] - coord[0])

@@ -26,7 +26,7 @@ import torch
 
 from sciml.datasets.base import PairDataset, describe_error
 from sciml.datasets.metadata import DatasetMetadata
-from sciml.datasets.readers.numpy_npy import per_axis
+from sciml.datasets.readers._layout import per_axis_flags, per_axis_floats
 from sciml.datasets.registry import register_reader
 from sciml.errors import DataFormatError
 
@@ -204,8 +204,8 @@ class NeuralopPtReader(PairDataset):
             raise DataFormatError(
                 self.path, "wrong number of channel names", key=key, expected=n_c, found=list(names)
             )
-        lengths = per_axis(domain_lengths, d, "domain_lengths", self.path, float)
-        per = per_axis(periodic, d, "periodic", self.path, bool)
+        lengths = per_axis_floats(domain_lengths, d, option="domain_lengths", path=self.path)
+        per = per_axis_flags(periodic, d, option="periodic", path=self.path)
         dims = _SPATIAL[:d]
         return DatasetMetadata(
             path=self.path,

@@ -22,14 +22,14 @@ import os
 import struct
 import tokenize
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from sciml.datasets.base import TrajectoryDataset, check_read_size, describe_error, selection_shape
+from sciml.datasets.base import TrajectoryDataset, describe_error
 from sciml.datasets.metadata import DatasetMetadata
+from sciml.datasets.readers._layout import parse_layout, per_axis_flags, per_axis_floats, select_frames
 from sciml.datasets.registry import register_reader
 from sciml.errors import DataFormatError
 
@@ -39,90 +39,6 @@ NPY_MAGIC = b"\x93NUMPY"
 #: Longest ``.npy`` header read (numpy's own default ``max_header_size``).
 NPY_MAX_HEADER_BYTES = 10000
 _NPY_HEADER_LENGTH_FORMATS = {(1, 0): "<H", (2, 0): "<I", (3, 0): "<I"}
-SPATIAL_LETTERS = ("x", "y", "z")
-LAYOUT_LETTERS = ("n", "t", "c", *SPATIAL_LETTERS)
-
-
-@dataclass(frozen=True)
-class Layout:
-    """A parsed axis layout: the letter of each axis of an array, in array order."""
-
-    letters: str
-
-    @property
-    def spatial(self) -> tuple[str, ...]:
-        """The spatial letters present, in ``x, y, z`` order."""
-        return tuple(a for a in SPATIAL_LETTERS if a in self.letters)
-
-    def axis(self, letter: str) -> int | None:
-        """Position of ``letter`` in the array, or ``None`` when the layout lacks it."""
-        k = self.letters.find(letter)
-        return None if k < 0 else k
-
-    def size(self, shape: Sequence[int], letter: str) -> int:
-        """Length of the axis ``letter`` in an array of ``shape`` (1 when the layout lacks it)."""
-        k = self.axis(letter)
-        return 1 if k is None else int(shape[k])
-
-
-def parse_layout(layout: str, path: str, option: str = "layout") -> Layout:
-    """Check a layout string (letters among ``n t c x y z``, no repeats, 1-3 spatial letters)."""
-    if not isinstance(layout, str):
-        raise DataFormatError(path, f"option {option}= must be a string", found=type(layout).__name__)
-    letters = layout.strip().lower()
-    bad = sorted({a for a in letters if a not in LAYOUT_LETTERS})
-    n_spatial = sum(a in SPATIAL_LETTERS for a in letters)
-    if bad or len(set(letters)) != len(letters) or not 1 <= n_spatial <= 3:
-        raise DataFormatError(
-            path,
-            f"invalid option {option}=",
-            expected="distinct letters among n, t, c, x, y, z with 1 to 3 of x, y, z (e.g. 'ntxyc')",
-            found=repr(layout),
-        )
-    return Layout(letters)
-
-
-def select_frames(
-    array: Any, layout: Layout, index: int | None, times: slice, *, path: str, key: str | None = None
-) -> np.ndarray:
-    """Frames ``times`` of sample ``index`` of an array in ``layout``, as a fresh ``[T_sel, C, *grid]``.
-
-    ``array`` is anything indexable like a NumPy array (a memory map, an h5py or netCDF variable) with
-    ``shape`` and ``dtype``; only the selected block is read, after its size was checked against the read
-    limit (a :class:`DataFormatError` naming ``path`` and ``key`` otherwise).
-    """
-    selection: list[Any] = []
-    kept: list[str] = []
-    for letter in layout.letters:
-        if letter == "n":
-            selection.append(0 if index is None else index)
-        elif letter == "t":
-            selection.append(times)
-            kept.append(letter)
-        else:
-            selection.append(slice(None))
-            kept.append(letter)
-    shape = selection_shape(array.shape, tuple(selection))
-    check_read_size(path, shape, np.dtype(array.dtype).itemsize, key=key, what="reading this trajectory")
-    block = np.asarray(array[tuple(selection)])
-    if "t" not in kept:  # a missing time axis has length 1: apply the slice to it
-        block = block[None][times]
-        kept.insert(0, "t")
-    if "c" not in kept:
-        block = block[..., None]
-        kept.append("c")
-    order = [kept.index(a) for a in ("t", "c", *layout.spatial)]
-    return np.array(block.transpose(order), copy=True)
-
-
-def per_axis(value: Any, n: int, name: str, path: str, kind: type) -> tuple[Any, ...]:
-    """Broadcast an option given once (a scalar) or per axis (a sequence) to ``n`` axes."""
-    if isinstance(value, str) or not isinstance(value, Sequence | np.ndarray):
-        return (kind(value),) * n
-    values = tuple(kind(v) for v in value)
-    if len(values) != n:
-        raise DataFormatError(path, f"option {name}= has the wrong length", expected=n, found=len(values))
-    return values
 
 
 def grid_coords(
@@ -226,8 +142,8 @@ class NpyReader(TrajectoryDataset):
             raise DataFormatError(
                 p, "option field_names= does not match the channels", expected=n_c, found=list(names)
             )
-        lengths = per_axis(domain_lengths, len(dims), "domain_lengths", p, float)
-        per = per_axis(periodic, len(dims), "periodic", p, bool)
+        lengths = per_axis_floats(domain_lengths, len(dims), option="domain_lengths", path=p)
+        per = per_axis_flags(periodic, len(dims), option="periodic", path=p)
         stamps = None
         if times is not None:
             stamps = np.asarray(times, dtype=np.float64).reshape(-1)

@@ -34,6 +34,7 @@ import yaml
 from sciml.config import yaml_problem
 from sciml.datasets.base import TrajectoryDataset, check_finite
 from sciml.datasets.metadata import DatasetMetadata
+from sciml.datasets.readers._layout import box_length, per_axis_flags
 from sciml.datasets.readers.hdf5_common import (
     HDF5_SUFFIXES,
     as_str,
@@ -50,32 +51,6 @@ from sciml.datasets.registry import register_reader
 from sciml.errors import DataFormatError
 
 logger = logging.getLogger(__name__)
-
-
-def domain_length(coord: np.ndarray, *, cell_centred: bool, periodic: bool) -> float:
-    """Length of the box spanned by 1D coordinates.
-
-    For cell-centred or periodic grids that is ``n * dx`` (the cells cover the box, or the period);
-    otherwise the span of the points, ``coord[-1] - coord[0]``.
-    """
-    c = np.asarray(coord, dtype=np.float64).reshape(-1)
-    if c.size < 2:
-        return float("nan")
-    if cell_centred or periodic:
-        return float(c.size * (c[-1] - c[0]) / (c.size - 1))
-    return float(c[-1] - c[0])
-
-
-def periodic_tuple(
-    value: bool | Sequence[bool], n: int, path: str, name: str = "periodic"
-) -> tuple[bool, ...]:
-    """Broadcast a ``periodic`` option (one bool, or one per axis) to ``n`` axes."""
-    if isinstance(value, bool | np.bool_):
-        return (bool(value),) * n
-    values = tuple(bool(v) for v in value)
-    if len(values) != n:
-        raise DataFormatError(path, f"option {name}= has the wrong length", expected=n, found=len(values))
-    return values
 
 
 def _select_channels(
@@ -229,7 +204,7 @@ class PDEBenchCFDReader(_HDF5Trajectories):
                 parameters.setdefault(name, value)
             if periodic is None:
                 periodic = "trans" not in re.split(r"[_.\-]", Path(p).stem)
-            per = periodic_tuple(periodic, 2, p)
+            per = per_axis_flags(periodic, 2, option="periodic", path=p)
             eta = parameters.get("eta")
             self.metadata = DatasetMetadata(
                 path=p,
@@ -243,8 +218,8 @@ class PDEBenchCFDReader(_HDF5Trajectories):
                 times=times,
                 periodic=per,
                 domain_lengths=(
-                    domain_length(x, cell_centred=True, periodic=per[0]),
-                    domain_length(y, cell_centred=True, periodic=per[1]),
+                    box_length(x, cell_centred=True, periodic=per[0]),
+                    box_length(y, cell_centred=True, periodic=per[1]),
                 ),
                 viscosity=float(eta) if isinstance(eta, int | float) else None,
                 parameters=parameters,
@@ -515,80 +490,14 @@ class PDEBenchSeedsReader(_HDF5Trajectories):
             f = self._file()
             p = self.path
             self._groups = _seed_groups(f)
-            if not self._groups:
-                raise DataFormatError(
-                    p, "no per-seed groups", expected='groups "0000", "0001", ...', found=list(f)
-                )
-            g0 = f[self._groups[0]]
-            data = require_dataset(g0, "data", p, what="(T, X, Y, C)")
-            if data.ndim != 4:
-                raise DataFormatError(
-                    p,
-                    "only 2D per-seed data are supported",
-                    key=key_of(data),
-                    expected="4 axes (T, X, Y, C)",
-                    found=f"shape {data.shape}",
-                )
-            shape = tuple(int(n) for n in data.shape)
-            for name in self._groups[1:]:
-                ds = require_dataset(f[name], "data", p, what="(T, X, Y, C)")
-                if tuple(ds.shape) != shape:
-                    raise DataFormatError(
-                        p,
-                        "shape differs from the first group's",
-                        key=key_of(ds),
-                        expected=shape,
-                        found=ds.shape,
-                    )
-            n_t, nx, ny, n_c = shape
-            if field_names is None:
-                names = ["u"] if n_c == 1 else ["u", "v"] if n_c == 2 else [f"c{c}" for c in range(n_c)]
-            else:
-                names = [str(name) for name in field_names]
-                if len(names) != n_c:
-                    raise DataFormatError(
-                        p,
-                        "option field_names= does not match the channels",
-                        key=key_of(data),
-                        expected=n_c,
-                        found=len(names),
-                    )
+            data = self._first_data(f)
+            n_t, nx, ny, n_c = (int(n) for n in data.shape)
+            names = self._channel_names(field_names, n_c, key_of(data))
             self._channels = _select_channels(names, fields, {}, p)
-
-            grid = require_group(g0, "grid", p)
-            coords: dict[str, np.ndarray] = {}
-            for axis, size in (("x", nx), ("y", ny)):
-                c = (
-                    read_array(require_dataset(grid, axis, p, what=f"({size},)"), p)
-                    .astype(np.float64)
-                    .reshape(-1)
-                )
-                if c.shape != (size,):
-                    raise DataFormatError(
-                        p,
-                        "wrong length",
-                        key=f"{self._groups[0]}/grid/{axis}",
-                        expected=(size,),
-                        found=c.shape,
-                    )
-                coords[axis] = c
-            times = None
-            if "t" in grid:
-                t = (
-                    read_array(require_dataset(grid, "t", p, what=f"({n_t},)"), p)
-                    .astype(np.float64)
-                    .reshape(-1)
-                )
-                if t.shape[0] < n_t:
-                    raise DataFormatError(
-                        p,
-                        "fewer time stamps than frames",
-                        key=f"{self._groups[0]}/grid/t",
-                        expected=n_t,
-                        found=t.shape,
-                    )
-                times = t[:n_t]
-            per = periodic_tuple(periodic, 2, p)
+            grid = require_group(f[self._groups[0]], "grid", p)
+            coords = {"x": self._grid_axis(grid, "x", nx), "y": self._grid_axis(grid, "y", ny)}
+            times = self._grid_times(grid, n_t)
+            per = per_axis_flags(periodic, 2, option="periodic", path=p)
             self.metadata = DatasetMetadata(
                 path=p,
                 format=self.format_name,
@@ -601,13 +510,75 @@ class PDEBenchSeedsReader(_HDF5Trajectories):
                 times=times,
                 periodic=per,
                 domain_lengths=tuple(
-                    domain_length(coords[a], cell_centred=True, periodic=q)
+                    box_length(coords[a], cell_centred=True, periodic=q)
                     for a, q in zip("xy", per, strict=True)
                 ),
                 viscosity=None,
                 parameters=_root_parameters(f),
             )
             logger.debug("opened %s as %s", p, self)
+
+    def _first_data(self, f: h5py.File) -> h5py.Dataset:
+        """The first group's ``data (T, X, Y, C)``, after checking every group's ``data`` has its shape."""
+        p = self.path
+        if not self._groups:
+            raise DataFormatError(
+                p, "no per-seed groups", expected='groups "0000", "0001", ...', found=list(f)
+            )
+        data = require_dataset(f[self._groups[0]], "data", p, what="(T, X, Y, C)")
+        if data.ndim != 4:
+            raise DataFormatError(
+                p,
+                "only 2D per-seed data are supported",
+                key=key_of(data),
+                expected="4 axes (T, X, Y, C)",
+                found=f"shape {data.shape}",
+            )
+        shape = tuple(int(n) for n in data.shape)
+        for name in self._groups[1:]:
+            ds = require_dataset(f[name], "data", p, what="(T, X, Y, C)")
+            if tuple(ds.shape) != shape:
+                raise DataFormatError(
+                    p, "shape differs from the first group's", key=key_of(ds), expected=shape, found=ds.shape
+                )
+        return data
+
+    def _channel_names(self, field_names: Sequence[str] | None, n_c: int, key: str) -> list[str]:
+        """``field_names`` checked against the ``n_c`` channels, else ``u``, ``u, v`` or ``c0, c1, ...``."""
+        if field_names is None:
+            return ["u"] if n_c == 1 else ["u", "v"] if n_c == 2 else [f"c{c}" for c in range(n_c)]
+        names = [str(name) for name in field_names]
+        if len(names) != n_c:
+            raise DataFormatError(
+                self.path,
+                "option field_names= does not match the channels",
+                key=key,
+                expected=n_c,
+                found=len(names),
+            )
+        return names
+
+    def _grid_axis(self, grid: h5py.Group, axis: str, size: int) -> np.ndarray:
+        """The coordinates ``grid/<axis>``, checked to hold ``size`` points."""
+        ds = require_dataset(grid, axis, self.path, what=f"({size},)")
+        coord = read_array(ds, self.path).astype(np.float64).reshape(-1)
+        if coord.shape != (size,):
+            raise DataFormatError(
+                self.path, "wrong length", key=key_of(ds), expected=(size,), found=coord.shape
+            )
+        return coord
+
+    def _grid_times(self, grid: h5py.Group, n_t: int) -> np.ndarray | None:
+        """The first ``n_t`` entries of ``grid/t``, or ``None`` when the file has no ``grid/t``."""
+        if "t" not in grid:
+            return None
+        ds = require_dataset(grid, "t", self.path, what=f"({n_t},)")
+        t = read_array(ds, self.path).astype(np.float64).reshape(-1)
+        if t.shape[0] < n_t:
+            raise DataFormatError(
+                self.path, "fewer time stamps than frames", key=key_of(ds), expected=n_t, found=t.shape
+            )
+        return t[:n_t]
 
     def _read(self, index: int, times: slice) -> np.ndarray:
         sel, n_sel = times, frame_count(times)

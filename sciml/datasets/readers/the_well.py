@@ -37,6 +37,7 @@ from torch.utils.data import ConcatDataset
 
 from sciml.datasets.base import TimeIndex, TrajectoryDataset, check_finite, data_format_errors, describe_error
 from sciml.datasets.metadata import DatasetMetadata
+from sciml.datasets.readers._layout import attribute_key, box_length, parse_flag
 from sciml.datasets.readers.hdf5_common import (
     as_str,
     as_str_list,
@@ -55,23 +56,18 @@ logger = logging.getLogger(__name__)
 FIELD_GROUPS = ("t0_fields", "t1_fields", "t2_fields")
 VISCOSITY_NAMES = ("viscosity", "nu")
 _DEFAULT_DIM_NAMES = ("x", "y", "z")
+#: ``sample_varying``/``time_varying`` of a field (``t{0,1,2}_fields``) without the attribute. The Well's
+#: files always write both; a field is taken to vary by sample and time (its usual storage, ``(B, T, ...)``),
+#: and the shape check refuses a field stored otherwise.
+FIELD_VARYING_DEFAULT = True
+#: The same for a dataset of ``scalars/``: taken as a constant (a simulation parameter), so it is reported
+#: in ``metadata.parameters``.
+SCALAR_VARYING_DEFAULT = False
 
 
 # ----------------------------------------------------------------------------------------------------------
 # Small HDF5 helpers
 # ----------------------------------------------------------------------------------------------------------
-
-
-def _as_bool(value: Any, default: bool) -> bool:
-    if value is None:
-        return default
-    array = np.asarray(value)
-    if array.size != 1:
-        return default
-    item = array.reshape(()).item()
-    if isinstance(item, bytes | str):
-        return as_str(item).strip().lower() in ("true", "1", "yes")
-    return bool(item)
 
 
 def _get(group: h5py.Group, key: str, path: str, kind: type, what: str) -> Any:
@@ -85,16 +81,6 @@ def _get(group: h5py.Group, key: str, path: str, kind: type, what: str) -> Any:
         found = "nothing" if obj is None else type(obj).__name__
         raise DataFormatError(path, "missing or of the wrong kind", key=full, expected=what, found=found)
     return obj
-
-
-def _axis_length(coord: np.ndarray, periodic: bool) -> float:
-    """``n * dx`` on a periodic axis (the period), the span of the points otherwise."""
-    c = np.asarray(coord, dtype=np.float64).reshape(-1)
-    if c.size < 2:
-        return float("nan")
-    if periodic:
-        return float(c.size * (c[-1] - c[0]) / (c.size - 1))
-    return float(c[-1] - c[0])
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -121,7 +107,11 @@ class TheWellReader(TrajectoryDataset):
     each group's ``field_names``: a scalar field keeps its name, a vector field ``velocity`` gives
     ``velocity_x, velocity_y``, a tensor field ``stress`` gives ``stress_xx, stress_xy, stress_yx, stress_yy``
     (components named after ``dimensions.spatial_dims``). Fields that do not vary over time (or samples, or
-    a spatial axis) are broadcast to every frame (sample, grid point).
+    a spatial axis) are broadcast to every frame (sample, grid point). The ``sample_varying``,
+    ``time_varying`` and ``dim_varying`` attributes are read by
+    :func:`~sciml.datasets.readers._layout.parse_flag` (an unrecognized value is a
+    :class:`DataFormatError`); when absent, see :data:`FIELD_VARYING_DEFAULT` and
+    :data:`SCALAR_VARYING_DEFAULT`.
 
     Metadata: grid and coordinates from ``dimensions/`` (sample 0's when they vary by sample); times from
     ``dimensions/time`` (sample 0's for a ``(B, T)`` time grid; a warning is logged when samples differ);
@@ -162,71 +152,19 @@ class TheWellReader(TrajectoryDataset):
             f = self._file()
             p = self.path
             dims = _get(f, "dimensions", p, h5py.Group, "a group")
-            spatial_dims = as_str_list(dims.attrs.get("spatial_dims"))
-            n_dims_attr = plain_scalar(f.attrs.get("n_spatial_dims"))
-            if not spatial_dims:
-                if not isinstance(n_dims_attr, int) or not 1 <= n_dims_attr <= 3:
-                    raise DataFormatError(
-                        p,
-                        "no spatial dimensions",
-                        key="dimensions",
-                        expected="attribute spatial_dims",
-                        found=None,
-                    )
-                spatial_dims = list(_DEFAULT_DIM_NAMES[:n_dims_attr])
-            if isinstance(n_dims_attr, int) and n_dims_attr != len(spatial_dims):
-                raise DataFormatError(
-                    p,
-                    "n_spatial_dims does not match dimensions.spatial_dims",
-                    key="n_spatial_dims",
-                    expected=len(spatial_dims),
-                    found=n_dims_attr,
-                )
+            spatial_dims = self._spatial_dims(f, dims)
             self.dataset_name = as_str(f.attrs.get("dataset_name", Path(p).stem))
             grid_type = as_str(f.attrs.get("grid_type", "cartesian"))
             if grid_type != "cartesian":
                 logger.warning("%s: grid_type %r; coordinates are used as given", p, grid_type)
-
-            coords: dict[str, np.ndarray] = {}
-            for d in spatial_dims:
-                ds = _get(dims, d, p, h5py.Dataset, "a coordinate dataset")
-                values = read_array(ds, p).astype(np.float64)
-                if values.ndim == 0:
-                    raise DataFormatError(
-                        p, "coordinate is a scalar", key=key_of(ds), expected="(n,)", found=values.shape
-                    )
-                if values.ndim > 1:
-                    logger.warning("%s: coordinates %r vary by sample or time; using the first", p, d)
-                    values = values.reshape(-1, values.shape[-1])[0]
-                coords[d] = values
+            coords = {d: self._coordinate(dims, d) for d in spatial_dims}
             grid_shape = tuple(len(coords[d]) for d in spatial_dims)
-
-            time_ds = _get(dims, "time", p, h5py.Dataset, "(T,) or (B, T)")
-            time = read_array(time_ds, p).astype(np.float64)
-            if time.ndim not in (1, 2):
-                raise DataFormatError(
-                    p,
-                    "wrong number of dimensions",
-                    key="dimensions/time",
-                    expected="(T,) or (B, T)",
-                    found=time.shape,
-                )
+            self._times_all = time = self._frame_times(dims)
             n_t = int(time.shape[-1])
-            times = time if time.ndim == 1 else time[0]
-            if time.ndim == 2 and time.shape[0] > 1 and not np.allclose(time, time[0], rtol=1e-6, atol=1e-12):
-                logger.warning("%s: frame times differ between samples; metadata.times holds sample 0's", p)
-            self._times_all = time
-
             n_attr = plain_scalar(f.attrs.get("n_trajectories"))
-            self._fields = self._scan_fields(
-                f, spatial_dims, grid_shape, n_t, n_attr if isinstance(n_attr, int) else None
-            )
-            n_traj = n_attr if isinstance(n_attr, int) else self._infer_n_trajectories(f, time)
-            if time.ndim == 2 and time.shape[0] != n_traj:
-                raise DataFormatError(
-                    p, "wrong shape", key="dimensions/time", expected=(n_traj, n_t), found=time.shape
-                )
-
+            n_declared = n_attr if isinstance(n_attr, int) else None
+            self._fields = self._scan_fields(f, spatial_dims, grid_shape, n_t, n_declared)
+            n_traj = self._n_trajectories(f, n_declared, time)
             all_channels = [(i, c) for i, fld in enumerate(self._fields) for c in range(len(fld.components))]
             self._channels = self._select(all_channels, fields)
             periodic = self._periodicity(f, spatial_dims)
@@ -240,10 +178,10 @@ class TheWellReader(TrajectoryDataset):
                 n_trajectories=int(n_traj),
                 n_times=n_t,
                 coords=coords,
-                times=times,
+                times=time if time.ndim == 1 else time[0],
                 periodic=periodic,
                 domain_lengths=tuple(
-                    _axis_length(coords[d], q) for d, q in zip(spatial_dims, periodic, strict=True)
+                    box_length(coords[d], periodic=q) for d, q in zip(spatial_dims, periodic, strict=True)
                 ),
                 viscosity=viscosity,
                 parameters=parameters,
@@ -257,12 +195,92 @@ class TheWellReader(TrajectoryDataset):
     def _file(self) -> h5py.File:
         return self.handle()
 
+    def _flag(self, obj: h5py.HLObject, name: str, default: bool) -> bool:
+        """The true/false attribute ``name`` of ``obj`` (``default`` when absent), read by ``parse_flag``."""
+        return parse_flag(
+            obj.attrs.get(name), path=self.path, key=attribute_key(key_of(obj), name), default=default
+        )
+
+    def _spatial_dims(self, f: h5py.File, dims: h5py.Group) -> list[str]:
+        """``dimensions.spatial_dims``, else ``x, y[, z]`` for ``n_spatial_dims``; the two must agree."""
+        p = self.path
+        spatial_dims = as_str_list(dims.attrs.get("spatial_dims"))
+        n_dims_attr = plain_scalar(f.attrs.get("n_spatial_dims"))
+        if not spatial_dims:
+            if not isinstance(n_dims_attr, int) or not 1 <= n_dims_attr <= 3:
+                raise DataFormatError(
+                    p,
+                    "no spatial dimensions",
+                    key="dimensions",
+                    expected="attribute spatial_dims",
+                    found=None,
+                )
+            spatial_dims = list(_DEFAULT_DIM_NAMES[:n_dims_attr])
+        if isinstance(n_dims_attr, int) and n_dims_attr != len(spatial_dims):
+            raise DataFormatError(
+                p,
+                "n_spatial_dims does not match dimensions.spatial_dims",
+                key="n_spatial_dims",
+                expected=len(spatial_dims),
+                found=n_dims_attr,
+            )
+        return spatial_dims
+
+    def _coordinate(self, dims: h5py.Group, name: str) -> np.ndarray:
+        """The coordinates ``dimensions/<name>`` as ``(n,)`` (sample 0's / frame 0's when they vary)."""
+        ds = _get(dims, name, self.path, h5py.Dataset, "a coordinate dataset")
+        values = read_array(ds, self.path).astype(np.float64)
+        if values.ndim == 0:
+            raise DataFormatError(
+                self.path, "coordinate is a scalar", key=key_of(ds), expected="(n,)", found=values.shape
+            )
+        if values.ndim > 1:
+            logger.warning("%s: coordinates %r vary by sample or time; using the first", self.path, name)
+            values = values.reshape(-1, values.shape[-1])[0]
+        return values
+
+    def _frame_times(self, dims: h5py.Group) -> np.ndarray:
+        """``dimensions/time`` as ``(T,)`` or ``(B, T)`` (a warning when the samples' times differ)."""
+        time_ds = _get(dims, "time", self.path, h5py.Dataset, "(T,) or (B, T)")
+        time = read_array(time_ds, self.path).astype(np.float64)
+        if time.ndim not in (1, 2):
+            raise DataFormatError(
+                self.path,
+                "wrong number of dimensions",
+                key="dimensions/time",
+                expected="(T,) or (B, T)",
+                found=time.shape,
+            )
+        if time.ndim == 2 and time.shape[0] > 1 and not np.allclose(time, time[0], rtol=1e-6, atol=1e-12):
+            logger.warning(
+                "%s: frame times differ between samples; metadata.times holds sample 0's", self.path
+            )
+        return time
+
+    def _n_trajectories(self, f: h5py.File, declared: int | None, time: np.ndarray) -> int:
+        """``n_trajectories`` as declared, else the sample axis of a field or of a ``(B, T)`` time grid."""
+        n_traj = declared
+        if n_traj is None:
+            sample_varying = [fld for fld in self._fields if fld.sample_varying]
+            if sample_varying:
+                n_traj = int(f[sample_varying[0].key].shape[0])
+            else:
+                n_traj = int(time.shape[0]) if time.ndim == 2 else 1
+        if time.ndim == 2 and time.shape[0] != n_traj:
+            raise DataFormatError(
+                self.path,
+                "wrong shape",
+                key="dimensions/time",
+                expected=(n_traj, time.shape[1]),
+                found=time.shape,
+            )
+        return n_traj
+
     def _scan_fields(
         self, f: h5py.File, spatial_dims: list[str], grid_shape: tuple[int, ...], n_t: int, n_traj: int | None
     ) -> list[WellField]:
         """Every field of the t0/t1/t2 groups, with its storage shape checked."""
         p = self.path
-        n_dims = len(spatial_dims)
         found: list[WellField] = []
         groups_present = 0
         for order, group_name in enumerate(FIELD_GROUPS):
@@ -275,60 +293,9 @@ class TheWellReader(TrajectoryDataset):
             )
             for name in names:
                 ds = _get(group, name, p, h5py.Dataset, f"a field listed in {group_name}.field_names")
-                if ds.dtype.kind not in "fiub":
-                    raise DataFormatError(
-                        p,
-                        "not a real numeric field",
-                        key=key_of(ds),
-                        expected="float/int/bool",
-                        found=f"dtype {ds.dtype}",
-                    )
-                sample_varying = _as_bool(ds.attrs.get("sample_varying"), True)
-                time_varying = _as_bool(ds.attrs.get("time_varying"), True)
-                dim_attr = ds.attrs.get("dim_varying")
-                dim_varying = (
-                    tuple(bool(v) for v in np.asarray(dim_attr).reshape(-1))
-                    if dim_attr is not None
-                    else (True,) * n_dims
-                )
-                if len(dim_varying) != n_dims:
-                    raise DataFormatError(
-                        p,
-                        "dim_varying has the wrong length",
-                        key=key_of(ds),
-                        expected=n_dims,
-                        found=len(dim_varying),
-                    )
-                lead = ["B"] if sample_varying else []
-                lead += ["T"] if time_varying else []
-                expected: list[int | str] = list(lead)
-                expected += [n for n, v in zip(grid_shape, dim_varying, strict=True) if v]
-                expected += [n_dims] * order
-                shape = tuple(int(n) for n in ds.shape)
-                if len(shape) != len(expected):
-                    raise DataFormatError(
-                        p,
-                        "wrong number of dimensions",
-                        key=key_of(ds),
-                        expected=f"{len(expected)} axes {tuple(expected)}",
-                        found=f"shape {shape}",
-                    )
-                sizes = {
-                    "B": n_traj if n_traj is not None else shape[0] if sample_varying else None,
-                    "T": n_t,
-                }
-                want = tuple(sizes[e] if isinstance(e, str) else e for e in expected)
-                if any(w is not None and w != s for w, s in zip(want, shape, strict=True)):
-                    raise DataFormatError(p, "wrong shape", key=key_of(ds), expected=want, found=shape)
-                if order == 0:
-                    components: tuple[str, ...] = (name,)
-                else:
-                    components = tuple(
-                        f"{name}_{''.join(c)}" for c in itertools.product(spatial_dims, repeat=order)
-                    )
-                found.append(
-                    WellField(key_of(ds), name, order, sample_varying, time_varying, dim_varying, components)
-                )
+                fld = self._field(ds, name, order, spatial_dims)
+                self._check_field_shape(ds, fld, grid_shape, n_t, n_traj)
+                found.append(fld)
         if groups_present == 0:
             raise DataFormatError(
                 p, "no field groups", key="t0_fields", expected="t0_fields, t1_fields or t2_fields"
@@ -339,11 +306,71 @@ class TheWellReader(TrajectoryDataset):
             )
         return found
 
-    def _infer_n_trajectories(self, f: h5py.File, time: np.ndarray) -> int:
-        for fld in self._fields:
-            if fld.sample_varying:
-                return int(f[fld.key].shape[0])
-        return int(time.shape[0]) if time.ndim == 2 else 1
+    def _field(self, ds: h5py.Dataset, name: str, order: int, spatial_dims: list[str]) -> WellField:
+        """How field ``name`` (tensor order ``order``) is stored: its ``*_varying`` flags and components."""
+        n_dims = len(spatial_dims)
+        if ds.dtype.kind not in "fiub":
+            raise DataFormatError(
+                self.path,
+                "not a real numeric field",
+                key=key_of(ds),
+                expected="float/int/bool",
+                found=f"dtype {ds.dtype}",
+            )
+        sample_varying = self._flag(ds, "sample_varying", FIELD_VARYING_DEFAULT)
+        time_varying = self._flag(ds, "time_varying", FIELD_VARYING_DEFAULT)
+        dim_attr = ds.attrs.get("dim_varying")
+        if dim_attr is None:
+            dim_varying = (FIELD_VARYING_DEFAULT,) * n_dims
+        else:
+            key = attribute_key(key_of(ds), "dim_varying")
+            dim_varying = tuple(
+                parse_flag(v, path=self.path, key=key) for v in np.asarray(dim_attr).reshape(-1)
+            )
+        if len(dim_varying) != n_dims:
+            raise DataFormatError(
+                self.path,
+                "dim_varying has the wrong length",
+                key=key_of(ds),
+                expected=n_dims,
+                found=len(dim_varying),
+            )
+        if order == 0:
+            components: tuple[str, ...] = (name,)
+        else:
+            components = tuple(f"{name}_{''.join(c)}" for c in itertools.product(spatial_dims, repeat=order))
+        return WellField(
+            key_of(ds),
+            name,
+            order,
+            sample_varying,
+            time_varying,
+            dim_varying,
+            components,
+        )
+
+    def _check_field_shape(
+        self, ds: h5py.Dataset, fld: WellField, grid_shape: tuple[int, ...], n_t: int, n_traj: int | None
+    ) -> None:
+        """Check ``ds`` is stored as ``[B][T] *grid (D)^order``, the axes its flags leave out omitted."""
+        n_dims = len(grid_shape)
+        expected: list[int | str] = ["B"] if fld.sample_varying else []
+        expected += ["T"] if fld.time_varying else []
+        expected += [n for n, v in zip(grid_shape, fld.dim_varying, strict=True) if v]
+        expected += [n_dims] * fld.order
+        shape = tuple(int(n) for n in ds.shape)
+        if len(shape) != len(expected):
+            raise DataFormatError(
+                self.path,
+                "wrong number of dimensions",
+                key=key_of(ds),
+                expected=f"{len(expected)} axes {tuple(expected)}",
+                found=f"shape {shape}",
+            )
+        sizes = {"B": n_traj if n_traj is not None else shape[0] if fld.sample_varying else None, "T": n_t}
+        want = tuple(sizes[e] if isinstance(e, str) else e for e in expected)
+        if any(w is not None and w != s for w, s in zip(want, shape, strict=True)):
+            raise DataFormatError(self.path, "wrong shape", key=key_of(ds), expected=want, found=shape)
 
     def _select(
         self, all_channels: list[tuple[int, int]], fields: Sequence[str] | str | None
@@ -411,8 +438,8 @@ class TheWellReader(TrajectoryDataset):
                     logger.warning("%s: scalar %r listed but missing", self.path, name)
                     continue
                 if (
-                    _as_bool(ds.attrs.get("sample_varying"), False)
-                    or _as_bool(ds.attrs.get("time_varying"), False)
+                    self._flag(ds, "sample_varying", SCALAR_VARYING_DEFAULT)
+                    or self._flag(ds, "time_varying", SCALAR_VARYING_DEFAULT)
                     or ds.size != 1
                 ):
                     continue
