@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import types
 import typing
 from collections.abc import Mapping
@@ -111,9 +112,7 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
     if dataclasses.is_dataclass(annotation):
         return from_dict(annotation, value, where)
     if origin is typing.Literal:
-        if value not in args:
-            raise ConfigError(f"{where}: {value!r} is not one of {list(args)}")
-        return value
+        return check_choice(value, args, where)
     if origin in (list, tuple):
         if not isinstance(value, list | tuple):
             raise ConfigError(f"{where}: expected a list, found {value!r}")
@@ -146,6 +145,41 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected a string, found {value!r}")
         return value
     return value
+
+
+def check_choice(value: Any, choices: typing.Sequence[Any], where: str) -> Any:
+    """Return ``value`` if it is one of ``choices`` (the values of a ``Literal``), else raise a
+    :class:`ConfigError` naming the key, the value, the allowed values and the nearest one."""
+    if any(type(value) is type(choice) and value == choice for choice in choices):
+        return value
+    allowed = [str(choice) for choice in choices]
+    by_case_folded = {name.casefold(): name for name in allowed}
+    close = difflib.get_close_matches(str(value).casefold(), list(by_case_folded), n=1, cutoff=0.5)
+    hint = f"; did you mean {by_case_folded[close[0]]!r}?" if close else ""
+    raise ConfigError(f"{where}: {value!r} is not one of {', '.join(allowed)}{hint}")
+
+
+def check_choices(config: Any, where: str) -> None:
+    """Check every ``Literal``-annotated field of dataclass ``config`` (for ``__post_init__``, so that a
+    config built in Python is checked like one read by :func:`from_dict`); ``where`` names the section."""
+    hints = _type_hints(type(config))
+    for f in dataclasses.fields(config):
+        if _is_choice(hints[f.name]):
+            _coerce(getattr(config, f.name), hints[f.name], f"{where}.{f.name}")
+
+
+@functools.cache
+def _type_hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _is_choice(annotation: Any) -> bool:
+    """Whether ``annotation`` is a ``Literal`` (or an optional one)."""
+    if typing.get_origin(annotation) is typing.Literal:
+        return True
+    return typing.get_origin(annotation) in (typing.Union, types.UnionType) and any(
+        typing.get_origin(a) is typing.Literal for a in typing.get_args(annotation)
+    )
 
 
 def to_dict(obj: Any) -> dict[str, Any]:

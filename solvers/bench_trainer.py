@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import logging
 import statistics
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from neuralop.training import Trainer as NeuralopTrainer
+from torch import nn
 from torch.utils.data import DataLoader
 
 from sciml.bench.record import bar_chart, environment, write_record
@@ -26,7 +29,7 @@ from sciml.bench.timing import interleaved_times
 from sciml.datasets.in_memory import ArrayPairDataset
 from sciml.metrics import SobolevLoss
 from sciml.models.registry import ModelContext, build_model
-from sciml.training.config import config_from_mapping
+from sciml.training.config import RunConfig, config_from_mapping
 from sciml.training.trainer import Trainer
 
 logger = logging.getLogger("bench_trainer")
@@ -69,90 +72,140 @@ def plot(record: dict, path: str | Path) -> Path:
     )
 
 
-def main(argv: list[str] | None = None) -> dict:
-    """Run the comparison, print it, write the JSON; returns the result."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--out", default="solvers/results/trainer.json")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    # neuraloperator's Trainer passes every sample key to the model, which warns about 'y' each step
-    warnings.filterwarnings("ignore", message=".*unexpected keyword arguments.*")
-    device = torch.device(args.device)
-    n, res, batch, repeats = (32, 32, 8, 3) if args.quick else (256, 64, 16, 7)
+@dataclass(frozen=True)
+class Workload:
+    """What every loop trains: the samples, the FNO whose initial weights each loop copies, the loss."""
+
+    dataset: ArrayPairDataset
+    template: nn.Module
+    loss_fn: SobolevLoss
+    batch: int
+    device: torch.device
+
+    def fresh(self) -> tuple[nn.Module, torch.optim.Optimizer]:
+        """A copy of the template and its AdamW optimizer."""
+        model = copy.deepcopy(self.template)
+        return model, torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-4)
+
+
+def sizes(quick: bool) -> tuple[int, int, int, int]:
+    """Samples, resolution, batch size and interleaved rounds."""
+    return (32, 32, 8, 3) if quick else (256, 64, 16, 7)
+
+
+def build_workload(n: int, res: int, batch: int, device: torch.device) -> Workload:
+    """``n`` random fields at ``res``² mapped to a shifted, squared copy; the FNO seeded with 0."""
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(n, 1, res, res, generator=generator)
     y = torch.roll(x, 3, dims=-1) + 0.1 * x**2
-    dataset = ArrayPairDataset(x, y)
     context = ModelContext(in_channels=1, out_channels=1, grid_shape=(res, res))
     torch.manual_seed(0)
     template = build_model("fno", {"modes": 12, "width": 32, "n_layers": 4}, context).to(device)
-    loss_fn = SobolevLoss(s=0.0, relative=True)
+    return Workload(ArrayPairDataset(x, y), template, SobolevLoss(s=0.0, relative=True), batch, device)
 
-    def fresh():
-        model = copy.deepcopy(template)
-        return model, torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-4)
 
-    def hand_loop() -> None:
-        model, opt = fresh()
-        model.train()
-        for item in DataLoader(dataset, batch_size=batch, shuffle=True):
-            xb, yb = item["x"].to(device), item["y"].to(device)
-            opt.zero_grad(set_to_none=True)
-            loss = loss_fn(model(xb), yb)
-            loss.backward()
-            opt.step()
+def hand_loop_epoch(work: Workload) -> None:
+    """One epoch of the minimal loop: shuffle, forward, loss, backward, step."""
+    model, opt = work.fresh()
+    model.train()
+    for item in DataLoader(work.dataset, batch_size=work.batch, shuffle=True):
+        xb, yb = item["x"].to(work.device), item["y"].to(work.device)
+        opt.zero_grad(set_to_none=True)
+        loss = work.loss_fn(model(xb), yb)
+        loss.backward()
+        opt.step()
 
-    config = config_from_mapping(
+
+def sciml_config(work: Workload) -> RunConfig:
+    """The run config of the sciml Trainer: the same batch, one epoch, no progress bar, no autocast."""
+    return config_from_mapping(
         {
-            "data": {"path": "in-memory", "batch_size": batch},
+            "data": {"path": "in-memory", "batch_size": work.batch},
             "model": {"name": "fno"},
-            "train": {"epochs": 1, "progress": False, "device": str(device), "amp": "none"},
+            "train": {"epochs": 1, "progress": False, "device": str(work.device), "amp": "none"},
         }
     )
 
-    def ours() -> None:
-        model, _ = fresh()
-        trainer = Trainer(model, config, dataset, None, run_dir=None)
-        trainer.train_epoch()
 
-    def neuralop() -> None:
-        model, opt = fresh()
-        trainer = NeuralopTrainer(
-            model=model, n_epochs=1, device=str(device), verbose=False, eval_interval=10**6
-        )
-        loader = DataLoader(dataset, batch_size=batch, shuffle=True)
-        scheduler = torch.optim.lr_scheduler.StepLR(opt, step_size=10**6)
+def sciml_epoch(work: Workload, config: RunConfig) -> None:
+    """One epoch through sciml's Trainer (nothing written)."""
+    model, _ = work.fresh()
+    trainer = Trainer(model, config, work.dataset, None, run_dir=None)
+    trainer.train_epoch()
 
-        def loss(out: torch.Tensor, y: torch.Tensor, **_: torch.Tensor) -> torch.Tensor:
-            return loss_fn(out, y)  # neuraloperator calls training_loss(out, **sample)
 
-        trainer.train(loader, {}, opt, scheduler, training_loss=loss, eval_losses={})
+def neuralop_epoch(work: Workload) -> None:
+    """One epoch through neuraloperator's Trainer (evaluation never due, a schedule that never steps)."""
+    model, opt = work.fresh()
+    trainer = NeuralopTrainer(
+        model=model, n_epochs=1, device=str(work.device), verbose=False, eval_interval=10**6
+    )
+    loader = DataLoader(work.dataset, batch_size=work.batch, shuffle=True)
+    scheduler = torch.optim.lr_scheduler.StepLR(opt, step_size=10**6)
 
-    runners = {"hand_loop": hand_loop, "sciml": ours, "neuralop": neuralop}
-    # one epoch per timing (the device synchronized at its end), interleaved, after one warm-up epoch each
-    timings = interleaved_times(runners, repeats, device, warmup=1)
-    med = {k: statistics.median(v) for k, v in timings.items()}
+    def loss(out: torch.Tensor, y: torch.Tensor, **_: torch.Tensor) -> torch.Tensor:
+        return work.loss_fn(out, y)  # neuraloperator calls training_loss(out, **sample)
 
-    # ratios paired round by round (the three runs of a round see the same machine load), then the median
-    def paired(other: str) -> float:
-        return statistics.median(a / b for a, b in zip(timings["sciml"], timings[other], strict=True))
+    trainer.train(loader, {}, opt, scheduler, training_loss=loss, eval_losses={})
 
-    paired_hand, paired_neuralop = paired("hand_loop"), paired("neuralop")
-    result = {
+
+def time_loops(work: Workload, repeats: int) -> dict[str, list[float]]:
+    """Seconds of one epoch of each loop, ``repeats`` interleaved rounds after one warm-up epoch each
+    (the device synchronized at the end of each epoch)."""
+    runners = {
+        "hand_loop": functools.partial(hand_loop_epoch, work),
+        "sciml": functools.partial(sciml_epoch, work, sciml_config(work)),
+        "neuralop": functools.partial(neuralop_epoch, work),
+    }
+    return interleaved_times(runners, repeats, work.device, warmup=1)
+
+
+def paired_ratio(timings: dict[str, list[float]], other: str) -> float:
+    """Median over rounds of sciml's time over ``other``'s (the runs of a round see the same load)."""
+    return statistics.median(a / b for a, b in zip(timings["sciml"], timings[other], strict=True))
+
+
+def summarize(timings: dict[str, list[float]], work: Workload, res: int, quick: bool) -> dict:
+    """The JSON record: machine, setup, median epoch times, paired and best-time ratios, target."""
+    return {
         "benchmark": "trainer_overhead",
-        "command": "python solvers/bench_trainer.py" + (" --quick" if args.quick else ""),
-        **environment(device),
-        "setup": {"samples": n, "resolution": res, "batch": batch, "model": "fno modes 12 width 32 layers 4"},
-        "epoch_seconds": med,
+        "command": "python solvers/bench_trainer.py" + (" --quick" if quick else ""),
+        **environment(work.device),
+        "setup": {
+            "samples": len(work.dataset),
+            "resolution": res,
+            "batch": work.batch,
+            "model": "fno modes 12 width 32 layers 4",
+        },
+        "epoch_seconds": {k: statistics.median(v) for k, v in timings.items()},
         "epoch_seconds_all": timings,
-        "ratio_sciml_to_hand_loop": paired_hand,
-        "ratio_sciml_to_neuralop": paired_neuralop,
+        "ratio_sciml_to_hand_loop": paired_ratio(timings, "hand_loop"),
+        "ratio_sciml_to_neuralop": paired_ratio(timings, "neuralop"),
         "ratio_of_best_times_to_hand_loop": min(timings["sciml"]) / min(timings["hand_loop"]),
         "ratio_of_best_times_to_neuralop": min(timings["sciml"]) / min(timings["neuralop"]),
         "target": "sciml <= 1.05x hand loop and <= 1.0x neuraloperator's Trainer",
     }
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """``--quick`` (the test suite's size), ``--device``, ``--out`` (the JSON record)."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--out", default="solvers/results/trainer.json")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Run the comparison, print it, write the JSON; returns the result."""
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    # neuraloperator's Trainer passes every sample key to the model, which warns about 'y' each step
+    warnings.filterwarnings("ignore", message=".*unexpected keyword arguments.*")
+    n, res, batch, repeats = sizes(args.quick)
+    work = build_workload(n, res, batch, torch.device(args.device))
+    result = summarize(time_loops(work, repeats), work, res, args.quick)
+    med = result["epoch_seconds"]
     logger.info(
         "epoch: hand loop %.3f s, sciml %.3f s (%.3fx), neuraloperator Trainer %.3f s (sciml/neuralop %.3fx)",
         med["hand_loop"],

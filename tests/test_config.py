@@ -6,6 +6,7 @@ import pytest
 
 from sciml.datasets.recipes import Recipe
 from sciml.errors import ConfigError
+from sciml.training.config import DataConfig, TrainConfig, config_from_mapping
 
 RECIPES = sorted((Path(__file__).parents[1] / "datasets").glob("*.yaml"))
 
@@ -59,3 +60,38 @@ def test_bad_yaml_file_errors_name_the_file(tmp_path):
         Recipe.from_yaml(bad)
     with pytest.raises(ConfigError, match="no such config file"):
         Recipe.from_yaml(tmp_path / "missing.yaml")
+
+
+RUN = {"data": {"path": "data.h5"}, "model": {"name": "fno"}}
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "allowed", "nearest"),
+    [
+        ("train", "loss", "h-2", "l2, h1, h-1, mse, spectral", "h-1"),
+        ("train", "amp", "bf61", "auto, bf16, fp16, none", "bf16"),
+        ("train", "resume", "must!", "never, auto, must", "must"),
+        ("train", "unroll_gradient", "lats", "all, last", "last"),
+        ("optim", "name", "adamW", "adamw, adam, sgd", "adamw"),
+        ("optim.scheduler", "name", "cosin", "none, step, cosine, onecycle", "cosine"),
+        ("optim.scheduler", "interval", "steps", "epoch, step", "step"),
+        ("data", "mode", "windows", "initial_to_final, window, pairs", "window"),
+    ],
+)
+def test_a_value_outside_a_choice_names_key_value_choices_and_nearest(section, key, value, allowed, nearest):
+    data = {**RUN, "data": dict(RUN["data"])}
+    node = data
+    for name in section.split("."):
+        node = node.setdefault(name, {})
+    node[key] = value
+    message = rf"run\.yaml: {section}\.{key}: '{value}' is not one of {allowed}; did you mean '{nearest}'\?$"
+    with pytest.raises(ConfigError, match=message):
+        config_from_mapping(data, where="run.yaml")
+
+
+def test_choices_are_checked_on_configs_built_in_python_too():
+    with pytest.raises(ConfigError, match=r"^data\.mode: 'pair' is not one of .*did you mean 'pairs'\?"):
+        DataConfig(path="data.h5", mode="pair")
+    with pytest.raises(ConfigError, match=r"train\.loss: 7 is not one of l2, h1"):
+        TrainConfig(loss=7)
+    assert config_from_mapping(RUN).train.loss == "l2"

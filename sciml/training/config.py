@@ -13,12 +13,26 @@ import dataclasses
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
-from sciml.config import from_dict, load_yaml, nearest, to_dict
+from sciml.config import check_choices, from_dict, load_yaml, nearest, to_dict
 from sciml.errors import ConfigError
+
+# The allowed values of the config's choice fields, declared once: the config machinery checks them
+# (sciml.config.from_dict / check_choices) and the code that acts on a choice reads a mapping keyed by them.
+DataMode = Literal["initial_to_final", "window", "pairs"]
+SchedulerName = Literal["none", "step", "cosine", "onecycle"]
+SchedulerInterval = Literal["epoch", "step"]
+OptimizerName = Literal["adamw", "adam", "sgd"]
+LossName = Literal["l2", "h1", "h-1", "mse", "spectral"]
+AmpMode = Literal["auto", "bf16", "fp16", "none"]
+ResumeMode = Literal["never", "auto", "must"]
+UnrollGradient = Literal["all", "last"]
+
+RUN_LENGTH_SCHEDULES: tuple[SchedulerName, ...] = ("cosine", "onecycle")
+"""Schedules that span the whole run (``train.epochs`` times the optimizer steps of an epoch)."""
 
 
 @dataclass
@@ -35,7 +49,7 @@ class DataConfig:
     recipe: str | None = None
     format: str | None = None
     fields: list[str] | None = None
-    mode: str = "initial_to_final"
+    mode: DataMode = "initial_to_final"
     input_time: int = 0
     output_time: int = -1
     t_in: int = 1
@@ -51,40 +65,60 @@ class DataConfig:
     num_workers: int = 0
 
     def __post_init__(self) -> None:
+        check_choices(self, "data")
         if (self.path is None) == (self.recipe is None):
             raise ConfigError(
                 "data: give exactly one of 'path' (a data file) and 'recipe' (a dataset recipe)"
             )
-        if self.mode not in ("initial_to_final", "window", "pairs"):
-            raise ConfigError(f"data.mode: {self.mode!r} is not one of initial_to_final, window, pairs")
         if self.batch_size < 1:
             raise ConfigError(f"data.batch_size must be >= 1, got {self.batch_size}")
 
 
 @dataclass
 class SchedulerConfig:
-    """Learning-rate schedule: ``none``, ``step`` (StepLR), ``cosine`` or ``onecycle``."""
+    """Learning-rate schedule: ``none``, ``step`` (StepLR), ``cosine`` or ``onecycle``.
 
-    name: str = "none"
+    ``interval``: the schedule advances once per epoch or once per optimizer step (``onecycle`` always
+    per step). ``warmup_steps`` > 0: the learning rate rises linearly over the first ``warmup_steps``
+    optimizer steps, ``lr * (k + 1) / warmup_steps`` at step ``k``, to the rate the schedule starts from
+    (``optim.lr``; ``onecycle`` starts from ``optim.lr / 25`` and rises further itself), then the schedule
+    runs over the remaining steps: the warm-up counts in the run's length, so ``cosine`` and ``onecycle``
+    still end at the last step of ``train.epochs``, and ``step`` counts its ``step_size`` from the end of
+    the warm-up. A warm-up is stepped per optimizer step, so ``step`` and ``cosine`` need
+    ``interval: step`` with it.
+    """
+
+    name: SchedulerName = "none"
     step_size: int = 100
     gamma: float = 0.5
     warmup_steps: int = 0
-    interval: str = "epoch"
+    interval: SchedulerInterval = "epoch"
 
     def __post_init__(self) -> None:
-        if self.name not in ("none", "step", "cosine", "onecycle"):
+        check_choices(self, "optim.scheduler")
+        if self.warmup_steps < 0:
+            raise ConfigError(f"optim.scheduler.warmup_steps must be >= 0, got {self.warmup_steps}")
+        if self.warmup_steps > 0 and not self.per_step:
             raise ConfigError(
-                f"optim.scheduler.name: {self.name!r} is not one of none, step, cosine, onecycle"
+                f"optim.scheduler.warmup_steps {self.warmup_steps} counts optimizer steps, but the "
+                f"{self.name} schedule after it is stepped per epoch; set optim.scheduler.interval: step"
             )
-        if self.interval not in ("epoch", "step"):
-            raise ConfigError(f"optim.scheduler.interval: {self.interval!r} is not 'epoch' or 'step'")
+
+    @property
+    def per_step(self) -> bool:
+        """Whether the schedule advances every optimizer step (else once per epoch)."""
+        return (
+            self.interval == "step"
+            or self.name == "onecycle"
+            or (self.name == "none" and self.warmup_steps > 0)
+        )
 
 
 @dataclass
 class OptimConfig:
     """Optimizer (AdamW by default), gradient clipping and accumulation."""
 
-    name: str = "adamw"
+    name: OptimizerName = "adamw"
     lr: float = 1e-3
     weight_decay: float = 1e-4
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
@@ -93,8 +127,7 @@ class OptimConfig:
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
 
     def __post_init__(self) -> None:
-        if self.name not in ("adamw", "adam", "sgd"):
-            raise ConfigError(f"optim.name: {self.name!r} is not one of adamw, adam, sgd")
+        check_choices(self, "optim")
         if self.accumulate < 1:
             raise ConfigError(f"optim.accumulate must be >= 1, got {self.accumulate}")
 
@@ -114,44 +147,37 @@ class TrainConfig:
 
     epochs: int = 10
     seed: int = 0
-    loss: str = "l2"
+    loss: LossName = "l2"
     device: str = "auto"
-    amp: str = "auto"
+    amp: AmpMode = "auto"
     compile: bool = False
     run_dir: str | None = None
     name: str | None = None
-    resume: str = "never"
+    resume: ResumeMode = "never"
     checkpoint_metric: str = "valid_l2"
     checkpoint_every: int = 1
     tensorboard: bool = False
     progress: bool = True
     deterministic: bool = True
     unroll: int = 1
-    unroll_gradient: str = "all"
+    unroll_gradient: UnrollGradient = "all"
     ddp_timeout_s: float = 600.0
 
     def __post_init__(self) -> None:
+        check_choices(self, "train")
         if not self.ddp_timeout_s > 0:
             raise ConfigError(f"train.ddp_timeout_s must be > 0 seconds, got {self.ddp_timeout_s!r}")
-        if self.loss not in ("l2", "h1", "h-1", "mse", "spectral"):
-            raise ConfigError(f"train.loss: {self.loss!r} is not one of l2, h1, h-1, mse, spectral")
-        if self.amp not in ("auto", "bf16", "fp16", "none"):
-            raise ConfigError(f"train.amp: {self.amp!r} is not one of auto, bf16, fp16, none")
         if not isinstance(self.device, str) or not DEVICE_NAME.fullmatch(self.device):
             raise ConfigError(
                 f"train.device: {self.device!r} is not a device; "
                 "expected auto, cpu, cuda, cuda:<index> or mps"
             )
-        if self.resume not in ("never", "auto", "must"):
-            raise ConfigError(f"train.resume: {self.resume!r} is not one of never, auto, must")
         if self.epochs < 0:
             raise ConfigError(f"train.epochs must be >= 0, got {self.epochs}")
         if not isinstance(self.unroll, int) or self.unroll < 1:
             raise ConfigError(
                 f"train.unroll must be an integer >= 1 (autoregressive steps), got {self.unroll!r}"
             )
-        if self.unroll_gradient not in ("all", "last"):
-            raise ConfigError(f"train.unroll_gradient: {self.unroll_gradient!r} is not one of all, last")
         if self.unroll > 1 and self.loss == "spectral":
             raise ConfigError(
                 "train.unroll > 1 feeds physical predictions back; it cannot use loss: spectral"
@@ -262,7 +288,7 @@ def resume_conflicts(saved: RunConfig, config: RunConfig) -> list[str]:
     before, after = saved.train.epochs, config.train.epochs
     if after < before:
         conflicts.append(f"train.epochs: {before} -> {after} (may only grow)")
-    elif after != before and saved.optim.scheduler.name in ("cosine", "onecycle"):
+    elif after != before and saved.optim.scheduler.name in RUN_LENGTH_SCHEDULES:
         conflicts.append(
             f"train.epochs: {before} -> {after} (the {saved.optim.scheduler.name} schedule's length is fixed)"
         )

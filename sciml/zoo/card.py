@@ -62,25 +62,46 @@ def _run_test_lines(run_test: dict[str, Any]) -> list[str]:
 
 def render_card(config: dict[str, Any]) -> str:
     """Markdown model card of a pretrained model."""
-    name = config["name"]
-    model, training = config["model"], config.get("training", {})
-    dataset, evaluation = config.get("dataset", {}), config.get("evaluation", {})
-    metrics = config.get("metrics")
-    env = training.get("environment", {})
-    weights = config.get("weights", {})
     lines = [
+        *_usage_lines(config),
+        "",
+        *_model_lines(config),
+        "",
+        *_data_lines(config),
+        "",
+        *_training_lines(config.get("training", {})),
+        "",
+        *_test_metric_lines(config["name"], config.get("metrics")),
+        *_run_test_lines(config.get("training", {}).get("run_test", {})),
+        "",
+        *LIMITS,
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _usage_lines(config: dict[str, Any]) -> list[str]:
+    """The title, the description and how to load and call the model."""
+    name, context = config["name"], config["context"]
+    return [
         f"# {name}",
         "",
-        config.get("description") or f"A `{model['name']}` operator trained with sciml.",
+        config.get("description") or f"A `{config['model']['name']}` operator trained with sciml.",
         "",
         "```python",
         "import sciml.zoo",
         f'model = sciml.zoo.load("{name}")  # offline; SHA-256 checked',
-        f"y = model(x)  # x: [batch, {config['context']['in_channels']}, "
-        + ", ".join(str(n) for n in config["context"]["grid_shape"])
+        f"y = model(x)  # x: [batch, {context['in_channels']}, "
+        + ", ".join(str(n) for n in context["grid_shape"])
         + "] in physical units",
         "```",
-        "",
+    ]
+
+
+def _model_lines(config: dict[str, Any]) -> list[str]:
+    """The family and its arguments, the size and checksum of the weights, the task."""
+    model, weights = config["model"], config.get("weights", {})
+    return [
         "## Model",
         f"- family: `{model['name']}` with arguments `{model.get('kwargs', {})}`",
         f"- parameters: {_fmt(weights.get('params'))} (complex counted twice); weights "
@@ -88,28 +109,34 @@ def render_card(config: dict[str, Any]) -> str:
         f"- task: {_task_line(config)}",
         "- inputs and outputs are physical; the normalization (per-field mean and std of the training "
         "trajectories) is part of the model",
-        "",
-        "## Data",
     ]
-    if "recipe" in dataset:
-        lines.append(f"- recipe {_recipe_line(dataset['recipe'])} (`{dataset.get('recipe_file', '')}`)")
-        split = dataset.get("split", {})
-        lines.append(
-            f"- trained on {dataset.get('train_trajectories')} trajectories (split train/valid/test "
-            f"{split.get('train')}/{split.get('valid')}/{split.get('test')}, "
-            f"split seed {dataset.get('split_seed')})"
-        )
-        lines.append(
-            f"- tested on {evaluation.get('n_trajectories')} fresh trajectories of the same recipe with seed "
-            f"{evaluation.get('seed')} (no training trajectory can appear: each depends only on "
-            "(seed, index))"
-        )
-    else:
-        lines.append(
-            f"- trained on the file `{dataset.get('path')}` (no recipe: the test set cannot be regenerated)"
-        )
-    lines += [
-        "",
+
+
+def _data_lines(config: dict[str, Any]) -> list[str]:
+    """The training data: a recipe with its split and the fresh test trajectories, or a file."""
+    dataset, evaluation = config.get("dataset", {}), config.get("evaluation", {})
+    if "recipe" not in dataset:
+        return [
+            "## Data",
+            f"- trained on the file `{dataset.get('path')}` (no recipe: the test set cannot be regenerated)",
+        ]
+    split = dataset.get("split", {})
+    return [
+        "## Data",
+        f"- recipe {_recipe_line(dataset['recipe'])} (`{dataset.get('recipe_file', '')}`)",
+        f"- trained on {dataset.get('train_trajectories')} trajectories (split train/valid/test "
+        f"{split.get('train')}/{split.get('valid')}/{split.get('test')}, "
+        f"split seed {dataset.get('split_seed')})",
+        f"- tested on {evaluation.get('n_trajectories')} fresh trajectories of the same recipe with seed "
+        f"{evaluation.get('seed')} (no training trajectory can appear: each depends only on "
+        "(seed, index))",
+    ]
+
+
+def _training_lines(training: dict[str, Any]) -> list[str]:
+    """The command, epochs, wall time and machine of the training run, and its best validation error."""
+    env = training.get("environment", {})
+    return [
         "## Training",
         f"- command: `{training.get('command', '-')}`",
         f"- {training.get('epochs')} epochs (weights of epoch {training.get('checkpoint_epoch')}, the best "
@@ -117,38 +144,40 @@ def render_card(config: dict[str, Any]) -> str:
         f"{env.get('device', '?')} ({env.get('threads', '?')} threads, torch {env.get('torch', '?')}, "
         f"{env.get('date', '?')})",
         f"- best validation rel L2: {_fmt(training.get('best_valid_l2'))}",
-        "",
+    ]
+
+
+def _test_metric_lines(name: str, metrics: dict[str, Any] | None) -> list[str]:
+    """The errors on fresh test trajectories (and the rollout curve) with the command reproducing them."""
+    if not metrics:
+        return ["## Test metrics", "None recorded (the model was not trained on a recipe)."]
+    lines = [
         "## Test metrics",
-    ]
-    if metrics:
-        lines += [
-            f"On {metrics['n_trajectories']} fresh test trajectories ({metrics['n_samples']} samples), "
-            "relative errors per sample, averaged:",
-            "",
-            "| error | mean | std | median |",
-            "|---|---|---|---|",
-        ]
-        for key, label in (("l2", "rel L2"), ("h1", "rel H1"), ("h-1", "rel H^-1")):
-            m = metrics[key]
-            lines.append(f"| {label} | {_fmt(m['mean'])} | {_fmt(m['std'])} | {_fmt(m['median'])} |")
-        if "rollout_l2" in metrics:
-            curve = ", ".join(_fmt(v, 3) for v in metrics["rollout_l2"])
-            lines += ["", f"Rollout rel L2 per predicted frame (mean over trajectories): {curve}"]
-        lines += [
-            "",
-            f"Reproduce: `python -m sciml.evaluate zoo:{name}` (generates the test trajectories, then checks "
-            "every number above within 2%).",
-        ]
-    else:
-        lines.append("None recorded (the model was not trained on a recipe).")
-    lines += _run_test_lines(training.get("run_test", {}))
-    lines += [
+        f"On {metrics['n_trajectories']} fresh test trajectories ({metrics['n_samples']} samples), "
+        "relative errors per sample, averaged:",
         "",
-        "## Limits",
-        "- Trained on one viscosity, forcing and resolution; outside them (other nu, other forcing, longer "
-        "horizons than trained) expect larger errors.",
-        "- Small, CPU-trained model with a short budget: it shows the family working end to end, not the "
-        "papers' best accuracy.",
-        "",
+        "| error | mean | std | median |",
+        "|---|---|---|---|",
     ]
-    return "\n".join(lines)
+    for key, label in (("l2", "rel L2"), ("h1", "rel H1"), ("h-1", "rel H^-1")):
+        m = metrics[key]
+        lines.append(f"| {label} | {_fmt(m['mean'])} | {_fmt(m['std'])} | {_fmt(m['median'])} |")
+    if "rollout_l2" in metrics:
+        curve = ", ".join(_fmt(v, 3) for v in metrics["rollout_l2"])
+        lines += ["", f"Rollout rel L2 per predicted frame (mean over trajectories): {curve}"]
+    return [
+        *lines,
+        "",
+        f"Reproduce: `python -m sciml.evaluate zoo:{name}` (generates the test trajectories, then checks "
+        "every number above within 2%).",
+    ]
+
+
+LIMITS = [
+    "## Limits",
+    "- Trained on one viscosity, forcing and resolution; outside them (other nu, other forcing, longer "
+    "horizons than trained) expect larger errors.",
+    "- Small, CPU-trained model with a short budget: it shows the family working end to end, not the "
+    "papers' best accuracy.",
+]
+"""The limits every card states."""

@@ -1,0 +1,28 @@
+"""Model cards: rendered from a model's config.json alone, so the shipped README.md is its rendering."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from sciml.zoo.card import render_card
+
+SHIPPED = sorted((Path(__file__).parents[2] / "models").glob("*/config.json"))
+
+
+@pytest.mark.parametrize("config_file", SHIPPED, ids=[p.parent.name for p in SHIPPED])
+def test_shipped_card_is_the_rendering_of_its_config(config_file):
+    card = render_card(json.loads(config_file.read_text()))
+    assert card == (config_file.parent / "README.md").read_text()
+
+
+def test_card_of_a_model_trained_on_a_file_says_its_test_set_cannot_be_regenerated():
+    config = json.loads(SHIPPED[0].read_text())
+    config["dataset"] = {"path": "flows.h5"}
+    del config["metrics"], config["training"]["run_test"]
+    card = render_card(config)
+    headings = [line for line in card.splitlines() if line.startswith("## ")]
+    assert headings == ["## Model", "## Data", "## Training", "## Test metrics", "## Limits"]
+    assert "- trained on the file `flows.h5` (no recipe: the test set cannot be regenerated)" in card
+    assert "## Test metrics\nNone recorded (the model was not trained on a recipe).\n\n## Limits" in card
+    assert card.endswith("papers' best accuracy.\n")
