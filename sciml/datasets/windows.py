@@ -82,15 +82,6 @@ def _stack_time_major(frames: torch.Tensor) -> torch.Tensor:
     return frames.reshape(frames.shape[0] * frames.shape[1], *frames.shape[2:])
 
 
-def advance_window(window: torch.Tensor, predicted: torch.Tensor) -> torch.Tensor:
-    """The next input of an autoregressive rollout: ``predicted`` frames come in, the oldest drop out.
-
-    Both are time-major ``[B, frames * C, *grid]`` (the layout of :class:`TimeWindowDataset`); the result has
-    the width of ``window``.
-    """
-    return torch.cat([window, predicted], dim=1)[:, -window.shape[1] :]
-
-
 class TimeWindowDataset(Dataset):
     """Every time window of every (selected) trajectory as an input/output pair.
 

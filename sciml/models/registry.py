@@ -1,5 +1,8 @@
 """The model registry: every family is built from a config section ``{name: ..., **kwargs}`` plus the
 dataset's shape (channels, grid), so a config never hard-codes what the data already say.
+
+Capabilities a model may declare beyond ``forward(x)`` are explicit protocols here
+(:class:`SpectralLossModel`), checked with ``isinstance``.
 """
 
 from __future__ import annotations
@@ -7,8 +10,9 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
+import torch
 from torch import nn
 
 from sciml.config import nearest
@@ -29,6 +33,39 @@ class ModelContext:
     def n_dims(self) -> int:
         """Number of spatial dimensions."""
         return len(self.grid_shape)
+
+
+@runtime_checkable
+class SpectralLossModel(Protocol):
+    """A model trainable in its orthonormal transformed domain (``train.loss: spectral``).
+
+    With ``T`` the model's orthonormal (unitary) transform of a field and ``n_last`` the number of points
+    of the field's last grid axis, the contract is::
+
+        transformed_loss(forward(x, spectral=True), transform_target(y), n_last) == relative_l2(forward(x), y)
+
+    (per sample and channel, averaged; Parseval), so training on spectra skips the model's final inverse
+    transform. ``forward(x, spectral=True)`` returns ``T[forward(x)]``; ``transform_target(y)`` returns
+    ``T[y]`` of a physical field.
+
+    T1 (:mod:`sciml.models.t1`) implements it; :class:`~sciml.models.wrappers.Normalized` does exactly when
+    the model it wraps does. Multi-grid patching (:mod:`sciml.models.mg_tfno`) does not, whatever its inner
+    model: its output is cropped from overlapping patches, so no loss on the patches' spectra equals the
+    full-field loss. ``isinstance(model, SpectralLossModel)`` checks that the methods exist (a class-level
+    fact), not their signatures.
+    """
+
+    def forward(self, x: torch.Tensor, spectral: bool = False) -> torch.Tensor:
+        """The physical output, or with ``spectral=True`` its orthonormal spectrum."""
+        ...
+
+    def transform_target(self, y: torch.Tensor) -> torch.Tensor:
+        """The orthonormal spectrum of a physical field (the target of the spectral loss)."""
+        ...
+
+    def transformed_loss(self, pred: torch.Tensor, target: torch.Tensor, n_last: int) -> torch.Tensor:
+        """Relative L2 between two spectra, equal to the physical relative L2 of the fields."""
+        ...
 
 
 Builder = Callable[..., nn.Module]

@@ -326,10 +326,9 @@ class T1(nn.Module):
 
     ``forward(x)``: ``[B, C_in, N1, N2] -> [B, C_out, N1, N2]`` in the physical domain (one inverse at the
     end). ``forward_spectral(x)``: the full orthonormal spectrum of that output (zero above the block), to be
-    compared with :meth:`transform_target` of the target by :func:`spectral_loss`.
+    compared with :meth:`transform_target` of the target by :func:`spectral_loss`. A
+    :class:`~sciml.models.registry.SpectralLossModel`: the Trainer's ``loss: spectral`` trains it on spectra.
     """
-
-    predicts_in_transform = True  # forward(x, spectral=True): the Trainer's ``loss: spectral``
 
     def __init__(
         self,

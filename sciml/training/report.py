@@ -20,9 +20,10 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from sciml.bench.record import environment
-from sciml.datasets.windows import advance_window
-from sciml.metrics import scalar_spectrum, sobolev_error_for
+from sciml.errors import ConfigError
+from sciml.metrics import rollout_errors, scalar_spectrum, sobolev_error_for
 from sciml.training.config import RunConfig
+from sciml.training.rollout import rollout
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ def evaluate_errors(
 
 
 @torch.no_grad()
-def rollout_errors(
+def evaluate_rollouts(
     model: nn.Module,
     trajectories: Any,
     indices: np.ndarray,
@@ -86,10 +87,12 @@ def rollout_errors(
     metadata: Any,
     channels: list[int] | None = None,
 ) -> torch.Tensor:
-    """Autoregressive rollout per trajectory: relative L2 error of each predicted frame ``[n, steps*t_out]``.
+    """Roll ``model`` out on each trajectory: relative L2 error of each predicted frame, ``[n, steps*t_out]``.
 
-    The model sees the first ``t_in`` frames, predicts ``t_out``, and its own predictions are fed back
-    as the newest frames of the next input window.
+    The model sees the first ``t_in`` frames of the trajectory, predicts ``t_out``, and its own predictions
+    are fed back as the newest frames of the next input window (:func:`sciml.training.rollout.rollout`),
+    for ``steps`` steps or as many as the trajectory has frames for. Each frame's error is
+    :func:`sciml.metrics.rollout_errors` (per channel in the data's geometry, averaged over channels).
     """
     model.eval()
     device = next(model.parameters()).device
@@ -98,17 +101,17 @@ def rollout_errors(
         frames = trajectories.read(int(i))
         if channels is not None:
             frames = frames[:, channels]
-        n_frames = min(frames.shape[0], t_in + steps * t_out)
+        n_steps = min(steps, (frames.shape[0] - t_in) // t_out)
+        if n_steps < 1:
+            raise ConfigError(
+                f"rollout evaluation: trajectory {int(i)} has {frames.shape[0]} frames, fewer than "
+                f"t_in + t_out = {t_in + t_out}"
+            )
         c = frames.shape[1]
         window = frames[:t_in].reshape(1, t_in * c, *frames.shape[2:]).to(device)
-        errors = []
-        for k in range((n_frames - t_in) // t_out):
-            pred = model(window).float()
-            truth = frames[t_in + k * t_out : t_in + (k + 1) * t_out].to(device)
-            err = sobolev_error_for(pred.reshape(truth.shape), truth, 0.0, metadata)
-            errors.append(err.mean(dim=-1).cpu())
-            window = advance_window(window, pred)
-        curves.append(torch.cat(errors))
+        truth = frames[None, t_in : t_in + n_steps * t_out].to(device)  # [1, frames, C, *grid]
+        predictions = rollout(model, window, n_steps, gradient="none").float().reshape(truth.shape)
+        curves.append(rollout_errors(predictions, truth, s=0.0, metadata=metadata)[0].cpu())
     return torch.stack(curves)
 
 
@@ -153,7 +156,7 @@ def write_report(
     if config.eval.rollout_steps > 0 and config.data.mode == "window":
         from sciml.training.data import channel_indices
 
-        curves = rollout_errors(
+        curves = evaluate_rollouts(
             model,
             data.source,
             data.splits["test"],

@@ -33,10 +33,9 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
-from sciml.datasets.windows import advance_window
 from sciml.errors import ConfigError, SciMLError
 from sciml.metrics import SobolevLoss, metadata_options, sobolev_error
-from sciml.models.registry import spectral_layer_types
+from sciml.models.registry import SpectralLossModel, spectral_layer_types
 from sciml.training.checkpoint import (
     CheckpointError,
     copy_checkpoint,
@@ -50,8 +49,17 @@ from sciml.training.checkpoint import (
     unwrap,
     write_text_atomically,
 )
-from sciml.training.config import RunConfig, config_from_mapping, resume_conflicts
+from sciml.training.config import (
+    RUN_LENGTH_SCHEDULES,
+    AmpMode,
+    LossName,
+    OptimConfig,
+    RunConfig,
+    config_from_mapping,
+    resume_conflicts,
+)
 from sciml.training.distributed import DistributedContext, all_reduce_sum, report_progress, resolve_device
+from sciml.training.rollout import rollout
 from sciml.training.sampler import EpochSampler
 
 logger = logging.getLogger(__name__)
@@ -84,43 +92,110 @@ def check_device_available(name: str) -> None:
         raise ConfigError(f"train.device: {name!r} is not available on this machine; use auto or cpu")
 
 
-def build_loss(name: str, geometry: dict[str, Any]) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """The training loss: relative Sobolev errors (l2, h1, h-1, per sample and channel, averaged) or MSE.
+LossFunction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def _relative_sobolev(s: float) -> Callable[[dict[str, Any]], LossFunction]:
+    """A builder of the relative ``H^s`` error (per sample and channel, averaged) for a geometry."""
+    return lambda geometry: SobolevLoss(s=s, relative=True, **geometry)
+
+
+LOSSES: dict[str, Callable[[dict[str, Any]], LossFunction]] = {
+    "l2": _relative_sobolev(0.0),
+    "h1": _relative_sobolev(1.0),
+    "h-1": _relative_sobolev(-1.0),
+    "mse": lambda geometry: nn.MSELoss(),
+    # computed in the model's transformed domain by the Trainer; this is its physical equal (Parseval)
+    "spectral": _relative_sobolev(0.0),
+}
+"""``train.loss`` -> a builder of the loss from the data's geometry (keys: the values of ``LossName``)."""
+
+
+def build_loss(name: LossName, geometry: dict[str, Any]) -> LossFunction:
+    """The training loss ``name``: a relative Sobolev error (l2, h1, h-1) or MSE (:data:`LOSSES`).
 
     ``geometry`` (box lengths, periodicity, grid kind: :func:`sciml.metrics.metadata_options`) makes
     walled data use the non-periodic norms.
     """
-    if name == "mse":
-        return nn.MSELoss()
-    s = {"l2": 0.0, "h1": 1.0, "h-1": -1.0}[name]
-    return SobolevLoss(s=s, relative=True, **geometry)
+    return LOSSES[name](geometry)
+
+
+OPTIMIZERS: dict[str, Callable[[list[nn.Parameter], OptimConfig], torch.optim.Optimizer]] = {
+    "adamw": lambda params, o: torch.optim.AdamW(
+        params, lr=o.lr, weight_decay=o.weight_decay, betas=tuple(o.betas)
+    ),
+    "adam": lambda params, o: torch.optim.Adam(
+        params, lr=o.lr, weight_decay=o.weight_decay, betas=tuple(o.betas)
+    ),
+    "sgd": lambda params, o: torch.optim.SGD(
+        params, lr=o.lr, weight_decay=o.weight_decay, momentum=o.betas[0]
+    ),
+}
+"""``optim.name`` -> the optimizer over some parameters (keys: the values of ``OptimizerName``)."""
 
 
 def build_optimizer(model: nn.Module, config: RunConfig) -> torch.optim.Optimizer:
-    """AdamW (default), Adam or SGD over the model's parameters."""
-    o = config.optim
+    """The ``optim.name`` optimizer (:data:`OPTIMIZERS`) over the model's trainable parameters."""
     params = [p for p in model.parameters() if p.requires_grad]
-    if o.name == "adamw":
-        return torch.optim.AdamW(params, lr=o.lr, weight_decay=o.weight_decay, betas=tuple(o.betas))
-    if o.name == "adam":
-        return torch.optim.Adam(params, lr=o.lr, weight_decay=o.weight_decay, betas=tuple(o.betas))
-    return torch.optim.SGD(params, lr=o.lr, weight_decay=o.weight_decay, momentum=o.betas[0])
+    return OPTIMIZERS[config.optim.name](params, config.optim)
+
+
+LRScheduler = torch.optim.lr_scheduler.LRScheduler
+
+SCHEDULES: dict[str, Callable[[torch.optim.Optimizer, OptimConfig, int], LRScheduler | None]] = {
+    "none": lambda optimizer, o, length: None,
+    "step": lambda optimizer, o, length: torch.optim.lr_scheduler.StepLR(
+        optimizer, step_size=o.scheduler.step_size, gamma=o.scheduler.gamma
+    ),
+    "cosine": lambda optimizer, o, length: torch.optim.lr_scheduler.CosineAnnealingLR(
+        optimizer, T_max=length
+    ),
+    "onecycle": lambda optimizer, o, length: torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=o.lr, total_steps=length
+    ),
+}
+"""``optim.scheduler.name`` -> the schedule of an optimizer, given its length in scheduler steps (used by
+``cosine`` and ``onecycle``); keys: the values of ``SchedulerName``."""
 
 
 def build_scheduler(
     optimizer: torch.optim.Optimizer, config: RunConfig, steps_per_epoch: int
-) -> torch.optim.lr_scheduler.LRScheduler | None:
-    """StepLR, cosine or one-cycle; stepped per epoch or per optimizer step (``interval``)."""
+) -> LRScheduler | None:
+    """The ``optim.scheduler`` schedule (:data:`SCHEDULES`; ``None`` for ``none`` without warm-up).
+
+    It is stepped once per epoch or once per optimizer step (:attr:`SchedulerConfig.per_step`), and the run
+    lasts ``train.epochs`` times that many steps. With ``warmup_steps`` W > 0, a linear ramp (``lr * (k + 1)
+    / W`` at step ``k``) runs first and the schedule after it, over the remaining steps (``SequentialLR``):
+    ``cosine`` and ``onecycle`` then end with the run, as without warm-up. Its state (in checkpoints)
+    holds both parts, so a resumed run continues either exactly.
+    """
     s = config.optim.scheduler
-    per_step = s.interval == "step" or s.name == "onecycle"
-    total = max(1, config.train.epochs * (steps_per_epoch if per_step else 1))
-    if s.name == "none":
-        return None
-    if s.name == "step":
-        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=s.step_size, gamma=s.gamma)
-    if s.name == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
-    return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.optim.lr, total_steps=total)
+    total = max(1, config.train.epochs * (steps_per_epoch if s.per_step else 1))
+    warmup = s.warmup_steps
+    if warmup == 0:
+        return SCHEDULES[s.name](optimizer, config.optim, total)
+    if s.name in RUN_LENGTH_SCHEDULES and warmup >= total:
+        raise ConfigError(
+            f"optim.scheduler.warmup_steps: {warmup} leaves no step of the {s.name} schedule; the run has "
+            f"{total} optimizer steps (train.epochs {config.train.epochs} x {steps_per_epoch} per epoch)"
+        )
+    # the schedule is built first: the ramp rises to the rate it starts from (onecycle: optim.lr / 25)
+    schedule = SCHEDULES[s.name](optimizer, config.optim, total - warmup)
+    if schedule is None:
+        schedule = torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
+    ramp = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: (step + 1) / warmup)
+    return torch.optim.lr_scheduler.SequentialLR(optimizer, [ramp, schedule], milestones=[warmup])
+
+
+AUTOCAST_DTYPES: dict[str, torch.dtype | None] = {"bf16": torch.bfloat16, "fp16": torch.float16, "none": None}
+"""``train.amp`` (``auto`` resolved by :func:`resolve_amp`) -> the autocast dtype (``None``: no autocast)."""
+
+
+def resolve_amp(amp: AmpMode, device: torch.device) -> str:
+    """``train.amp`` for ``device``: ``auto`` is bf16 on a GPU that has it, else none; others are kept."""
+    if amp != "auto":
+        return amp
+    return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "none"
 
 
 def keep_spectral_layers_in_float32(model: nn.Module) -> int:
@@ -178,10 +253,8 @@ class Trainer:
             torch.backends.cudnn.benchmark = False
 
         # precision: bf16 autocast on GPUs that have it (spectral layers kept in float32), none on CPU
-        amp = t.amp
-        if amp == "auto":
-            amp = "bf16" if self.device.type == "cuda" and torch.cuda.is_bf16_supported() else "none"
-        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
+        amp = resolve_amp(t.amp, self.device)
+        self.amp_dtype = AUTOCAST_DTYPES[amp]
         self.raw_model = model.to(self.device)
         if self.amp_dtype is not None:
             hooked = keep_spectral_layers_in_float32(self.raw_model)
@@ -215,22 +288,24 @@ class Trainer:
             pin_memory=self.device.type == "cuda",
         )
         self.valid_set = valid_set
-        # loss "spectral": relative L2 in the orthonormal transformed domain of the model (T1), no inverse
+        # loss "spectral": relative L2 in the orthonormal transformed domain of the model, no inverse; the
+        # model must declare the contract (sciml.models.registry.SpectralLossModel: t1, Normalized around t1)
         self.spectral_loss = t.loss == "spectral"
-        if self.spectral_loss and not getattr(self.raw_model, "predicts_in_transform", False):
+        if self.spectral_loss and not isinstance(self.raw_model, SpectralLossModel):
             raise ConfigError(
                 f"train.loss: 'spectral' trains in the model's transformed domain, but model "
-                f"{config.model_name!r} has none (t1 has one); use l2, h1, h-1 or mse"
+                f"{config.model_name!r} has none (not a SpectralLossModel: t1 is one; mg_tfno is none even "
+                f"around t1, as a loss on its patches' spectra is not the full-field loss); use l2, h1, h-1 "
+                f"or mse"
             )
         self.loss_fn = build_loss("l2" if self.spectral_loss else t.loss, self.geometry)
-        self.unroll, self.pushforward = t.unroll, t.unroll_gradient == "last"
+        self.unroll, self.unroll_gradient = t.unroll, t.unroll_gradient
+        self.pushforward = t.unroll_gradient == "last"
         self.optimizer = build_optimizer(self.raw_model, config)
         accumulate = config.optim.accumulate
         self.steps_per_epoch = math.ceil(len(self.loader) / accumulate)
         self.scheduler = build_scheduler(self.optimizer, config, self.steps_per_epoch)
-        self.scheduler_per_step = (
-            config.optim.scheduler.interval == "step" or config.optim.scheduler.name == "onecycle"
-        )
+        self.scheduler_per_step = config.optim.scheduler.per_step
 
         self.epoch = 0  # epochs completed
         self.step = 0  # optimizer steps taken
@@ -500,20 +575,15 @@ class Trainer:
         ``unroll_gradient: last`` (the pushforward trick of Brandstetter et al., ICLR 2022), a rollout of
         ``steps`` (drawn in 1 .. K per batch) whose first ``steps - 1`` run without gradients; only the last
         prediction is compared with its target window."""
-        if self.unroll > 1 and self.pushforward:
+        if self.unroll > 1:  # the model's own predictions fed back (sciml.training.rollout)
             steps = self.unroll if steps is None else steps
-            with torch.no_grad():
-                window = x
-                for _ in range(steps - 1):
-                    window = advance_window(window, self.model(window))
+            predictions = rollout(self.model, x, steps, gradient=self.unroll_gradient)
             width = y.shape[1] // self.unroll
-            return self.loss_fn(self.model(window).float(), y[:, (steps - 1) * width : steps * width])
-        if self.unroll > 1:  # the model's own predictions fed back, gradients through the whole rollout
-            predictions, window = [], x
-            for _ in range(self.unroll):
-                predictions.append(self.model(window))
-                window = advance_window(window, predictions[-1])
-            return self.loss_fn(torch.cat(predictions, dim=1).float(), y)
+            if self.pushforward:  # only the last prediction carries gradients: it alone is compared
+                return self.loss_fn(
+                    predictions[:, -width:].float(), y[:, (steps - 1) * width : steps * width]
+                )
+            return self.loss_fn(predictions.float(), y[:, : steps * width])
         if not self.spectral_loss:
             return self.loss_fn(self.model(x).float(), y)
         with torch.no_grad():

@@ -21,7 +21,7 @@ from sciml.datasets.generate import default_output_path, generate
 from sciml.datasets.recipes import Recipe
 from sciml.training.config import DataConfig
 from sciml.training.data import channel_indices, trajectory_samples
-from sciml.training.report import evaluate_errors, rollout_errors
+from sciml.training.report import evaluate_errors, evaluate_rollouts
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ def evaluate_pretrained(
         steps = int(config.get("evaluation", {}).get("rollout_steps", 0))
         task = config["task"]
         if task["mode"] == "window" and steps > 0:
-            curves = rollout_errors(
+            curves = evaluate_rollouts(
                 model,
                 source,
                 np.arange(n_traj),

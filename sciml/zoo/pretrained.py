@@ -27,10 +27,10 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 import sciml
-from sciml.datasets.windows import advance_window
 from sciml.errors import ConfigError, DataFormatError
 from sciml.models import ModelContext, build_model
 from sciml.models.wrappers import Normalized
+from sciml.training.rollout import rollout
 from sciml.zoo.files import (
     CARD,
     CONFIG,
@@ -143,11 +143,11 @@ class PretrainedOperator(nn.Module):
         """Physical input ``[B, C_in, *grid]`` to physical output ``[B, C_out, *grid]``."""
         return self.operator(x)
 
-    @torch.no_grad()
     def rollout(self, frames: torch.Tensor, steps: int) -> torch.Tensor:
         """Autoregressive prediction from ``frames [B, t_in, C, *grid]``: ``[B, steps * t_out, C, *grid]``.
 
-        Each prediction is appended to the window and the oldest frames drop out (windowed models only).
+        Each prediction is appended to the window and the oldest frames drop out (windowed models only;
+        :func:`sciml.training.rollout.rollout`, without gradients).
         """
         task = self.task
         if task["mode"] != "window":
@@ -158,12 +158,8 @@ class PretrainedOperator(nn.Module):
         if t_in != task["t_in"]:
             raise ConfigError(f"{self.name}: rollout expects {task['t_in']} input frames, got {t_in}")
         window = frames.reshape(b, t_in * c, *frames.shape[3:])
-        out = []
-        for _ in range(steps):
-            pred = self(window)
-            out.append(pred.reshape(b, -1, c, *frames.shape[3:]))
-            window = advance_window(window, pred)
-        return torch.cat(out, dim=1)
+        predictions = rollout(self, window, steps, gradient="none")
+        return predictions.reshape(b, -1, c, *frames.shape[3:])
 
     @classmethod
     def from_pretrained(

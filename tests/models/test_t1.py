@@ -7,9 +7,9 @@ import torch
 
 from sciml.errors import ConfigError
 from sciml.metrics import relative_l2
-from sciml.models.registry import ModelContext, build_model
+from sciml.models.registry import ModelContext, SpectralLossModel, build_model
 from sciml.models.t1 import T1Layer2d, build_t1, dct, dct2, dct_matrix, idct, idct2
-from sciml.models.wrappers import Normalized
+from sciml.models.wrappers import Normalized, SpectralNormalized
 
 CONTEXT = ModelContext(in_channels=3, out_channels=2, grid_shape=(16, 16))
 SMALL = {"modes": 4, "width": 8, "n_layers": 2, "head_init_std": 0.1}
@@ -55,7 +55,7 @@ def test_normalized_spectral_output_is_the_spectrum_of_the_physical_output(trans
         torch.tensor([1.5, -0.3]),
         torch.tensor([4.0, 0.2]),
     ).double()
-    assert wrapped.predicts_in_transform
+    assert isinstance(wrapped, SpectralLossModel)
     x = torch.randn(2, 3, 16, 16, dtype=torch.float64)
     spectrum = wrapped(x, spectral=True)
     torch.testing.assert_close(spectrum, wrapped.transform_target(wrapped(x)), rtol=1e-12, atol=1e-12)
@@ -66,9 +66,27 @@ def test_normalized_spectral_output_is_the_spectrum_of_the_physical_output(trans
 
 def test_normalized_spectral_output_needs_a_transformed_domain():
     fno_like = Normalized(torch.nn.Conv2d(1, 1, 1), *torch.ones(4, 1))
-    assert not fno_like.predicts_in_transform
+    assert not isinstance(fno_like, SpectralLossModel)
+    assert not hasattr(fno_like, "transform_target")
     with pytest.raises(ConfigError, match="Conv2d has no transformed-domain output"):
         fno_like(torch.randn(1, 1, 8, 8), spectral=True)
+
+
+@pytest.mark.parametrize("transform", ["dct", "rfft"])
+def test_a_wrapper_around_a_spectral_loss_model_is_one_with_the_same_loss(transform):
+    # the contract is an explicit Protocol: T1 declares it, and Normalized forwards it exactly when the
+    # model it wraps has it, with the inner model's spectral loss (identity statistics: the same numbers)
+    torch.manual_seed(0)
+    model = build_t1(CONTEXT, transform=transform, **SMALL).double()
+    assert isinstance(model, SpectralLossModel)
+    wrapped = Normalized(model, torch.zeros(3), torch.ones(3), torch.zeros(2), torch.ones(2)).double()
+    assert isinstance(wrapped, SpectralLossModel) and isinstance(wrapped, SpectralNormalized)
+    x = torch.randn(2, 3, 16, 16, dtype=torch.float64)
+    y = torch.randn(2, 2, 16, 16, dtype=torch.float64)
+    inner = model.transformed_loss(model(x, spectral=True), model.transform_target(y), 16)
+    outer = wrapped.transformed_loss(wrapped(x, spectral=True), wrapped.transform_target(y), 16)
+    torch.testing.assert_close(outer, inner, rtol=1e-12, atol=0)
+    torch.testing.assert_close(wrapped(x), model(x), rtol=0, atol=0)
 
 
 def test_vp_stack_init_keeps_the_block_variance_after_the_first_layer():
