@@ -21,6 +21,7 @@ from torch import Tensor
 
 from sciml.errors import ConfigError, SciMLError, SolverError
 from sciml.solvers.kronecker import mode_dot
+from sciml.solvers.tensor_checks import check_box
 
 __all__ = ["DEFAULT_NAMES", "CollocationGrid", "GridDerivatives", "PDEProblem", "parse_derivative"]
 
@@ -57,18 +58,7 @@ def _checked_box(box: object) -> list[tuple[float, float]]:
         arr = np.asarray(box, dtype=np.float64)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"box must be a sequence of (lo, hi) pairs, got {box!r}") from exc
-    if arr.ndim == 1 and arr.shape == (2,):
-        arr = arr[None]
-    if arr.ndim != 2 or arr.shape[1] != 2 or arr.shape[0] < 1:
-        raise ConfigError(f"box must have shape (D, 2) of (lo, hi) pairs, got shape {arr.shape}")
-    if not np.all(np.isfinite(arr)):
-        raise ConfigError(f"box bounds must be finite, got {arr.tolist()}")
-    width = arr[:, 1] - arr[:, 0]
-    if np.any(width <= 0):
-        bad = int(np.argmin(width))
-        raise ConfigError(
-            f"box side {bad} is [{arr[bad, 0]}, {arr[bad, 1]}] of width {width[bad]}; expected lo < hi"
-        )
+    arr = check_box(arr[None] if arr.shape == (2,) else arr)
     return [(float(a), float(b)) for a, b in arr]
 
 

@@ -43,7 +43,7 @@ def check_box(box: Sequence[Sequence[float]] | np.ndarray, d: int | None = None)
         bad = int(np.argmin(width))
         raise ConfigError(
             f"box side {bad} is [{arr[bad, 0]}, {arr[bad, 1]}] of width {width[bad]}; "
-            "expected a < b (positive width)"
+            "expected lo < hi (positive width)"
         )
     return arr
 
