@@ -9,9 +9,20 @@ from sciml.datasets.metadata import DatasetMetadata
 from sciml.datasets.normalization import FieldNormalizer
 from sciml.datasets.registry import available_formats, open_dataset, register_reader
 from sciml.datasets.windows import InitialToFinalDataset, TimeWindowDataset, split_by_trajectory
-from sciml.datasets.xarray_view import pairs_to_xarray, trajectories_to_xarray
 
 open = open_dataset
+
+_XARRAY_VIEWS = ("pairs_to_xarray", "trajectories_to_xarray")
+
+
+def __getattr__(name: str) -> object:
+    """The xarray views, imported on first use: xarray (and pandas) add about a second to every start."""
+    if name in _XARRAY_VIEWS:
+        from sciml.datasets import xarray_view
+
+        return getattr(xarray_view, name)
+    raise AttributeError(f"module 'sciml.datasets' has no attribute {name!r}")
+
 
 __all__ = [
     "ArrayPairDataset",
