@@ -20,10 +20,10 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
+from sciml.atomic import write_text_atomically
 from sciml.errors import SciMLError
 from sciml.models.registry import ModelContext, build_model
 from sciml.models.wrappers import Normalized
-from sciml.training.checkpoint import write_text_atomically
 from sciml.training.config import RunConfig, load_config
 from sciml.training.data import DataBundle, build_data, resolve_data_path
 from sciml.training.distributed import DistributedContext, setup, teardown, watch_collectives

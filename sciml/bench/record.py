@@ -10,15 +10,15 @@ from __future__ import annotations
 import datetime
 import json
 import logging
-import os
 import platform
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+
+from sciml.atomic import write_atomically, write_text_atomically
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -40,33 +40,16 @@ def environment(device: torch.device | str = "cpu") -> dict[str, Any]:
     }
 
 
-def replace_atomically(path: str | Path, write: Callable[[Path], object]) -> Path:
-    """Call ``write(tmp)`` on a unique temporary file beside ``path`` (same suffix), then rename it.
-
-    The temporary file is removed when ``write`` fails; the folder is created when missing.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
-
-
 def write_record(path: str | Path, record: dict[str, Any]) -> Path:
     """Write ``record`` as indented JSON to ``path`` (atomically)."""
-    return replace_atomically(path, lambda tmp: tmp.write_text(json.dumps(record, indent=2)))
+    return write_text_atomically(path, json.dumps(record, indent=2))
 
 
 def save_figure(fig: Figure, path: str | Path, **savefig: Any) -> Path:
     """Save ``fig`` to ``path`` (atomically; the format from the suffix) with ``Figure.savefig`` options."""
-    return replace_atomically(path, lambda tmp: fig.savefig(tmp, **savefig))
+    path = Path(path)
+    savefig.setdefault("format", path.suffix.lstrip(".") or None)
+    return write_atomically(path, lambda fh: fig.savefig(fh, **savefig))
 
 
 def write_record_and_plot(

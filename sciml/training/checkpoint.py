@@ -12,18 +12,16 @@ temporary file that :func:`remove_stray_temporaries` deletes on the next start.
 from __future__ import annotations
 
 import logging
-import os
 import random
 import shutil
-import uuid
-from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from sciml.atomic import write_atomically
 from sciml.errors import SciMLError
 
 logger = logging.getLogger(__name__)
@@ -90,32 +88,6 @@ def set_rng_state(state: dict[str, Any]) -> None:
 def _python_state_to_plain(state: tuple) -> list:
     version, internal, gauss = state
     return [version, list(internal), gauss]
-
-
-def write_atomically(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
-    """Create ``path`` with ``write(file)``: a unique temporary name, fsync, then one ``os.replace``.
-
-    Readers see the previous file or the complete new one, never a part; a write that fails removes its
-    temporary file (a killed process leaves it, for :func:`remove_stray_temporaries`).
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except Exception:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
-
-
-def write_text_atomically(path: str | Path, text: str) -> Path:
-    """:func:`write_atomically` for UTF-8 text."""
-    return write_atomically(path, lambda fh: fh.write(text.encode("utf-8")))
 
 
 def remove_stray_temporaries(folder: str | Path, names: list[str]) -> list[Path]:

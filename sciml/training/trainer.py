@@ -33,6 +33,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
+from sciml.atomic import write_text_atomically
 from sciml.errors import ConfigError, SciMLError
 from sciml.metrics import SobolevLoss, metadata_options, sobolev_error
 from sciml.models.registry import SpectralLossModel, spectral_layer_types
@@ -47,7 +48,6 @@ from sciml.training.checkpoint import (
     set_rng_state,
     tensor_state_dict,
     unwrap,
-    write_text_atomically,
 )
 from sciml.training.config import (
     RUN_LENGTH_SCHEDULES,

@@ -29,6 +29,7 @@ import uuid
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
+from sciml.atomic import write_text_atomically
 from sciml.errors import DataFormatError
 
 FORMAT_VERSION = 1
@@ -201,14 +202,8 @@ def weights_file(folder: Path, config: dict[str, Any]) -> Path:
 
 
 def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
-    """Write indented JSON through a temporary file of a unique name and a rename."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
-    try:
-        tmp.write_text(json.dumps(payload, indent=2) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    """Write indented JSON atomically (:func:`sciml.atomic.write_text_atomically`)."""
+    write_text_atomically(path, json.dumps(payload, indent=2) + "\n")
 
 
 def replace_folder(staging: Path, target: Path) -> None:
