@@ -15,6 +15,7 @@ import datetime
 import logging
 import shutil
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -51,6 +52,42 @@ def build_operator(config: RunConfig, data: DataBundle) -> torch.nn.Module:
     torch.manual_seed(config.train.seed)
     model = build_model(config.model_name, config.model_kwargs, context)
     return Normalized(model, *data.x_stats, *data.y_stats)
+
+
+@dataclass
+class RestoredRun:
+    """A finished run read back: its trained model, config, data and the checkpoint the weights came from."""
+
+    model: torch.nn.Module
+    config: RunConfig
+    data: DataBundle
+    checkpoint: Path
+    state: dict
+
+
+def restore_run(run_dir: str | Path, checkpoint: str = "last") -> RestoredRun:
+    """A finished run's model (the :class:`~sciml.models.wrappers.Normalized` operator it trained, on the
+    CPU, in eval mode) with its weights from ``checkpoint`` (``"last"`` or ``"best"``; ``last.pt`` when the
+    run has no ``best.pt``), its config and its data.
+
+    Raises :class:`~sciml.training.checkpoint.CheckpointError` when the weights do not fit the config.
+    """
+    from sciml.training.checkpoint import CheckpointError, load_checkpoint
+
+    run_dir = Path(run_dir)
+    config = load_config(run_dir / "config.yaml")
+    path = run_dir / "checkpoints" / f"{checkpoint}.pt"
+    if not path.exists():
+        path = run_dir / "checkpoints" / "last.pt"
+    state = load_checkpoint(path)
+    bundle = build_data(config.data, path=resolve_data_path(config.data))
+    model = build_operator(config, bundle)
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as err:
+        where = run_dir / "config.yaml"
+        raise CheckpointError(f"{path}: weights do not fit the model of {where} ({err})") from err
+    return RestoredRun(model.eval(), config, bundle, path, state)
 
 
 def _agree_on_run_dir(run_dir: Path, context: DistributedContext) -> Path:

@@ -28,7 +28,7 @@ import sciml.bench
 import sciml.bench.record
 import sciml.training.plots
 
-scripts = [sciml.bench.load_script(b.name) for b in sciml.bench.BENCHMARKS if b.script.exists()]
+scripts = [b.load() for b in sciml.bench.BENCHMARKS if b.script.exists()]
 out = Path(sys.argv[1])
 sciml.training.plots.plot_losses(out / "losses.png", [{"epoch": 1, "train_loss": 1.0, "valid_l2": 0.5}])
 sciml.bench.record.bar_chart(out / "bars.png", ["a", "b"], [1.0, 2.0], "title", "y", reference=1.5)

@@ -18,6 +18,7 @@ document). :func:`load_script` imports a script by path (the tests use it too).
 from __future__ import annotations
 
 import difflib
+import importlib
 import importlib.util
 import json
 import logging
@@ -30,6 +31,7 @@ from types import ModuleType
 from typing import Any
 
 import sciml
+from sciml.atomic import write_text_atomically
 from sciml.bench.render import append_section, find_blocks, replace_blocks
 from sciml.errors import ConfigError
 
@@ -67,6 +69,9 @@ class Benchmark:
         out_is_dir: the script's ``--out`` is a folder (it names its JSON itself), not the JSON path.
         quick_args: extra arguments in quick mode.
         full_args: extra arguments in full mode.
+        module: a package module that plays the script's part (its ``main(argv)`` and
+            ``markdown(record)``), e.g. ``sciml.reproduce.__main__`` for the papers' reproductions;
+            ``None`` for ``solvers/<name>.py``.
     """
 
     name: str
@@ -76,11 +81,27 @@ class Benchmark:
     out_is_dir: bool = False
     quick_args: tuple[str, ...] = ()
     full_args: tuple[str, ...] = ()
+    module: str | None = None
 
     @property
     def script(self) -> Path:
-        """The script's path."""
+        """The script's path (for a ``module`` benchmark: the module's file)."""
+        if self.module is not None:
+            spec = importlib.util.find_spec(self.module)
+            return Path(spec.origin) if spec is not None and spec.origin else SOLVERS / f"{self.name}.py"
         return SOLVERS / f"{self.name}.py"
+
+    @property
+    def command(self) -> str:
+        """How to run it by hand (without ``--out``), in full mode."""
+        head = (
+            f"python -m {self.module.removesuffix('.__main__')}" if self.module else f"python {self.script}"
+        )
+        return " ".join([head, *self.full_args])
+
+    def load(self) -> ModuleType:
+        """The module with ``main(argv)`` and ``markdown(record)``."""
+        return importlib.import_module(self.module) if self.module else load_script(self.name)
 
     def record_name(self, quick: bool) -> str:
         """The record's file name in this mode."""
@@ -111,6 +132,19 @@ BENCHMARKS: tuple[Benchmark, ...] = (
         "bench_spectral_refiner", "Spectral-Refiner fine-tuning", "spectral_refiner.json", out_is_dir=True
     ),
 )
+REPRODUCTIONS: tuple[Benchmark, ...] = tuple(
+    Benchmark(
+        f"reproduce_{paper}",
+        f"Paper reproduction: {paper}",
+        f"reproduce_{paper}.json",
+        module="sciml.reproduce.__main__",
+        quick_args=(paper,),
+        full_args=(paper, "--scale", "cpu"),
+    )
+    for paper in ("lsm", "t1")
+)
+"""The papers' comparisons at the cpu scale (``python -m sciml.reproduce PAPER --scale cpu``)."""
+BENCHMARKS = BENCHMARKS + REPRODUCTIONS
 REGISTRY: dict[str, Benchmark] = {b.name: b for b in BENCHMARKS}
 
 
@@ -161,8 +195,8 @@ def run_benchmark(bench: Benchmark, results: Path, quick: bool, extra: list[str]
     out = results if bench.out_is_dir else record
     argv = (["--quick", *bench.quick_args] if quick else list(bench.full_args)) + ["--out", _display(out)]
     argv += list(extra or [])
-    logger.info("== %s: python solvers/%s.py %s", bench.name, bench.name, " ".join(argv))
-    load_script(bench.name).main(argv)
+    logger.info("== %s: %s %s", bench.name, bench.command, " ".join(argv))
+    bench.load().main(argv)
     if not record.exists():
         raise ConfigError(f"{bench.name} did not write its record {record}")
     return record
@@ -224,9 +258,9 @@ def render_document(text: str | None, results: Path, quick: bool = False) -> Ren
         if not bench.script.exists():
             skipped[bench.name] = f"{bench.script} does not exist"
             continue
-        markdown = getattr(load_script(bench.name), "markdown", None)
+        markdown = getattr(bench.load(), "markdown", None)
         if markdown is None:
-            skipped[bench.name] = f"solvers/{bench.name}.py has no markdown(record) yet"
+            skipped[bench.name] = f"{bench.script} has no markdown(record) yet"
             continue
         record = json.loads(path.read_text())
         contents[bench.name] = markdown(record)
@@ -265,9 +299,7 @@ def render(doc: Path, results: Path, quick: bool = False, check: bool = False) -
         return 1
     if current != result.text:
         doc.parent.mkdir(parents=True, exist_ok=True)
-        tmp = doc.with_name(f".{doc.name}.tmp")
-        tmp.write_text(result.text)
-        tmp.replace(doc)
+        write_text_atomically(doc, result.text)
         logger.info("rendered %s into %s", ", ".join(result.rendered) or "nothing", doc)
     else:
         logger.info("%s is up to date", doc)

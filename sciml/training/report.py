@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from sciml.atomic import write_text_atomically
 from sciml.bench.record import environment
 from sciml.errors import ConfigError
 from sciml.metrics import rollout_errors, scalar_spectrum, sobolev_error_for
@@ -191,6 +191,4 @@ def write_report(
 
 
 def _write_json(path: Path, payload: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2))
-    os.replace(tmp, path)
+    write_text_atomically(path, json.dumps(payload, indent=2))

@@ -18,9 +18,7 @@ import torch
 from sciml.config import to_dict
 from sciml.datasets.recipes import Recipe
 from sciml.errors import ConfigError
-from sciml.training.checkpoint import CheckpointError, load_checkpoint
 from sciml.training.config import RunConfig, load_config
-from sciml.training.data import build_data, resolve_data_path
 from sciml.zoo.card import render_card
 from sciml.zoo.evaluation import as_tensor_stats, evaluate_pretrained
 from sciml.zoo.files import FORMAT_VERSION, read_json
@@ -57,22 +55,17 @@ def pretrained_from_run(
     command: str | None = None,
 ) -> PretrainedOperator:
     """Rebuild a run's trained model as a :class:`PretrainedOperator` with its full ``config.json``."""
-    from sciml.train import build_operator
+    from sciml.train import restore_run
 
     run_dir = Path(run_dir)
-    config = load_config(run_dir / "config.yaml")
-    path = run_dir / "checkpoints" / f"{checkpoint}.pt"
-    if not path.exists():
-        path = run_dir / "checkpoints" / "last.pt"
-    state = load_checkpoint(path)
-    bundle = build_data(config.data, path=resolve_data_path(config.data))
-    normalized = build_operator(config, bundle)
-    try:
-        normalized.load_state_dict(state["model"])
-    except RuntimeError as err:
-        raise CheckpointError(
-            f"{path}: weights do not fit the model of {run_dir / 'config.yaml'} ({err})"
-        ) from err
+    restored = restore_run(run_dir, checkpoint)
+    normalized, config, bundle, state, path = (
+        restored.model,
+        restored.config,
+        restored.data,
+        restored.state,
+        restored.checkpoint,
+    )
     meta = bundle.metadata
     report = _run_report(run_dir)
     dataset: dict[str, Any] = {
@@ -178,7 +171,6 @@ def build_entry(
     ``python -m sciml.zoo build CONFIG`` as the command that made it.
     """
     from sciml.train import run
-    from sciml.training.config import load_config
 
     config_path = Path(config_path)
     name = name or config_path.stem

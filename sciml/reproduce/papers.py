@@ -1,0 +1,193 @@
+"""The papers' comparisons: which configs, which scales, which numbers the papers print, which claim.
+
+Scales, the same for every paper:
+
+* ``smoke``: a handful of trajectories on a 16^2 or 32^2 solve, one or two epochs, the widths divided so
+  that a test runs in seconds. It checks the wiring, not the claims.
+* ``cpu``: three seeds, data and epochs cut (and where the paper's size cannot train on 2 cores in the
+  hour, the resolution or the width, for both sides by the same factor), everything else the paper's.
+* ``paper``: the configs exactly (GPU hours are stated in ``paper_budget``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sciml.reproduce.measures import ratio_claim, train_step_seconds, trajectory_rollout_l2
+from sciml.reproduce.protocol import Claim, Paper, Published, Scale, Side
+
+SMOKE = ("data.train=0.67", "data.test=0.33", "data.batch_size=2", "eval.plots=false", "train.progress=false")
+"""Overrides of every smoke run: 4 train / 2 test trajectories in batches of 2, no plots, no progress bars."""
+
+
+def _report_l2(report: dict[str, Any]) -> float:
+    """The run's own test rel L2 at its training resolution (the first entry of the report's test block)."""
+    return float(next(iter(report["test"].values()))["l2"]["mean"])
+
+
+def _common(run: Any, report: dict[str, Any]) -> dict[str, float]:
+    return {"params": float(report["params"]), "train_minutes": float(report.get("train_seconds", 0.0)) / 60}
+
+
+# -------------------------------------------------------------------------------------------- LSM
+def _measure_rollout(run: Any, report: dict[str, Any]) -> dict[str, float]:
+    return {
+        "rollout_l2": trajectory_rollout_l2(run),
+        "rollout_l2_batch_stats": trajectory_rollout_l2(run, batch_statistics=True),
+        **_common(run, report),
+    }
+
+
+LSM = Paper(
+    name="lsm",
+    title="LSM vs FNO, 10-step rollouts on nu = 1e-5 Navier-Stokes (Wu et al., ICML 2023)",
+    sides=(
+        Side("LSM", "configs/paper/lsm_ns_v1e-5.yaml"),
+        Side("FNO", "configs/paper/fno_ns_v1e-5.yaml"),
+    ),
+    scales={
+        "smoke": Scale(
+            "smoke",
+            seeds=(0,),
+            epochs=1,
+            recipe={
+                "solver": {"resolution": 16, "dt": 1.0e-2},
+                "output": {"resolution": 16, "t_final": 12.0},
+                "n_trajectories": 6,
+                "batch_size": 6,
+            },
+            common=(*SMOKE, "train.unroll=2", "eval.rollout_steps=2"),
+            per_side={"LSM": ("model.patch_size=1",), "FNO": ("model.modes=4",)},
+            width_factor=0.125,
+            note="wiring only: 6 trajectories at 16^2, 1 epoch, 2-step rollouts, widths / 8.",
+        ),
+        "cpu": Scale(
+            "cpu",
+            seeds=(0, 1, 2),
+            epochs=20,
+            recipe={
+                "solver": {"resolution": 32, "dt": 2.0e-3},
+                "output": {"resolution": 32},
+                "n_trajectories": 80,
+                "batch_size": 80,
+            },
+            common=("data.train=0.75", "data.test=0.25", "eval.plots=false"),
+            per_side={"LSM": ("model.patch_size=2",)},
+            width_factor=0.5,
+            note=(
+                "80 trajectories (60 train / 20 test) of the nu = 1e-5 recipe solved at 32^2 (dt 2e-3) "
+                "instead of 1200 at 256^2 (dt 1e-4), 20 epochs instead of 500 (StepLR every 4 epochs), "
+                "widths halved for both (LSM d 32, FNO width 10), LSM patches 2x2 so that its 5 levels "
+                "cover the 32^2 field as the paper's 4x4 patches cover 64^2. The rest is the papers': "
+                "10 -> 10 rollout training, loss, optimizers, batch 20, no normalization."
+            ),
+        ),
+        "paper": Scale("paper", seeds=(0,), note="the papers' recipes exactly."),
+    },
+    metrics=(
+        ("rollout_l2", "rollout rel L2 (whole predicted trajectory), eval mode"),
+        ("rollout_l2_batch_stats", "same, BatchNorm on test-batch statistics (the LSM script's test loop)"),
+        ("params", "parameters"),
+        ("train_minutes", "training minutes (this machine)"),
+    ),
+    measure=_measure_rollout,
+    published=(
+        Published("rollout_l2_batch_stats", "LSM", 0.1535, "LSM paper, Table 2 (NS)"),
+        Published("rollout_l2", "FNO", 0.1556, "FNO paper, nu = 1e-5, N = 1000 (as LSM Table 2)"),
+        Published("params", "LSM", 19.2e6, "thuml scripts/ns_lsm.sh (19.2M)"),
+    ),
+    claims=(
+        Claim(
+            "LSM rollout error <= FNO's (eval mode)",
+            lambda s: ratio_claim(s, "LSM", "FNO", "rollout_l2", 1.0, "rel L2"),
+        ),
+        Claim(
+            "LSM rollout error <= FNO's (test-batch statistics, the paper's protocol)",
+            lambda s: ratio_claim(s, "LSM", "FNO", "rollout_l2_batch_stats", 1.0, "rel L2"),
+        ),
+    ),
+    paper_budget=(
+        "1200 trajectories of the 256^2 nu = 1e-5 solve (2e5 solver steps each), 500 epochs of 10-step "
+        "rollout training per side at 64^2 (LSM 19.2M parameters). GPU hours: not measured yet (no GPU "
+        "has been lent to this project's sessions)."
+    ),
+)
+
+
+# -------------------------------------------------------------------------------------------- T1
+def _measure_final(run: Any, report: dict[str, Any]) -> dict[str, float]:
+    return {"test_l2": _report_l2(report), **_common(run, report)}
+
+
+def _t1_speed(runs: dict[str, list[Any]]) -> dict[str, dict[str, float]]:
+    seconds = train_step_seconds({label: seeds[0] for label, seeds in runs.items()})
+    fno = seconds["FNO"]
+    return {label: {"step_ms": 1e3 * s, "speedup_vs_fno": fno / s} for label, s in seconds.items()}
+
+
+def _t1_speed_claim(summary: dict[str, dict[str, dict[str, Any]]]) -> tuple[str, bool | None]:
+    error = ratio_claim(summary, "T1", "FNO", "test_l2", 1.0, "rel L2")
+    speed = summary["T1"]["speedup_vs_fno"]["mean"]
+    words = f"error {error[0]}; train step {speed:.2f}x faster"
+    return words, (error[1] is True and speed >= 3.0) if error[1] is not None else None
+
+
+T1 = Paper(
+    name="t1",
+    title="T1 vs FNO, w(0) -> w(50) on nu = 1e-3 Navier-Stokes (Poli et al., NeurIPS 2022)",
+    sides=(
+        Side("T1", "configs/paper/t1_ns_v1e-3.yaml"),
+        Side("FNO", "configs/paper/fno_t1_ns_v1e-3.yaml"),
+    ),
+    scales={
+        "smoke": Scale(
+            "smoke",
+            seeds=(0,),
+            epochs=1,
+            recipe={
+                "solver": {"resolution": 16, "dt": 1.0e-2},
+                "output": {"resolution": 16, "t_final": 2.0},
+                "n_trajectories": 6,
+                "batch_size": 6,
+            },
+            common=(*SMOKE, "data.output_time=2", "model.modes=4"),
+            width_factor=0.125,
+            note="wiring only: 6 trajectories at 16^2 to t = 2, 1 epoch, widths / 8, 4 modes.",
+        ),
+        "cpu": Scale(
+            "cpu",
+            seeds=(0, 1, 2),
+            epochs=40,
+            recipe={
+                "n_trajectories": 300,
+                "batch_size": 100,
+                "solver": {"resolution": 64, "dt": 4.0e-3, "stepper": "heun-cn"},
+            },
+            common=("eval.plots=false",),
+            note=(
+                "200 trajectories (167 train / 33 test) of the nu = 1e-3 recipe solved at 64^2 (Heun-CN, "
+                "dt 4e-3; equal to the 256^2 solve at nu = 1e-3, see datasets/ns_fno_v1e-3_64.yaml) "
+                "instead of 1200, 30 epochs instead of 500 (StepLR every 6 epochs); architectures, "
+                "optimizer, batch 64, loss and the w(0) -> w(50) task the paper's."
+            ),
+        ),
+        "paper": Scale("paper", seeds=(0, 1, 2, 3, 4, 5, 6, 7), note="the paper's recipe exactly (8 seeds)."),
+    },
+    metrics=(
+        ("test_l2", "test rel L2 of w(50)"),
+        ("step_ms", "one train step, ms (interleaved, batch of the config)"),
+        ("speedup_vs_fno", "train-step speedup over the FNO"),
+        ("params", "parameters"),
+        ("train_minutes", "training minutes (this machine)"),
+    ),
+    measure=_measure_final,
+    extra=_t1_speed,
+    published=(Published("speedup_vs_fno", "T1", 3.0, "abstract: speedups of 3x to 10x (the lower end)"),),
+    claims=(Claim("T1 error <= FNO's at >= 3x the train-step speed", _t1_speed_claim),),
+    paper_budget=(
+        "1200 trajectories at 256^2 to t = 50, 500 epochs, 8 seeds per side (the paper's abstract: 5 h "
+        "instead of 32 h for its large-scale experiment). GPU hours here: not measured yet (no GPU lent)."
+    ),
+)
+
+PAPERS: dict[str, Paper] = {paper.name: paper for paper in (LSM, T1)}

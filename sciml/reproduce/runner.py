@@ -1,0 +1,309 @@
+"""Run one paper's comparison at one scale: train every side for every seed, measure, summarize, report.
+
+Every side trains through the shared :func:`sciml.train.run` from its faithful config plus the scale's
+overrides (recorded, so that any single run can be repeated with ``python -m sciml.train CONFIG
+OVERRIDES...``). Runs live in ``WORK/<side>/seed<k>/`` and are reused when they finished with the same
+config, so an interrupted reproduction continues where it stopped (a run killed mid-training resumes from
+its last checkpoint). The result is one JSON record, a markdown table (the paper's published figure in the
+row beside ours) and a PNG of the learning curves of every seed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+from matplotlib.figure import Figure
+
+from sciml.atomic import write_text_atomically
+from sciml.bench.record import environment, save_figure, write_record
+from sciml.errors import ConfigError
+from sciml.reproduce.protocol import ROOT, Paper, Scale, Side, merge
+from sciml.training.config import load_config
+
+logger = logging.getLogger("sciml.reproduce")
+
+
+# ------------------------------------------------------------------------------------------ configs
+def _dotted(tree: dict[str, Any], dotted: str, where: str) -> Any:
+    node: Any = tree
+    for key in dotted.split("."):
+        if not isinstance(node, dict) or key not in node:
+            raise ConfigError(f"{where}: no key {dotted!r} (a width key of the reproduction)")
+        node = node[key]
+    return node
+
+
+def shared_recipe(paper: Paper) -> Path:
+    """The data recipe every side of ``paper`` trains on (ConfigError when the sides disagree)."""
+    recipes = {}
+    for side in paper.sides:
+        data = yaml.safe_load(side.config_path.read_text())
+        recipes[side.label] = (ROOT / data["data"]["recipe"]).resolve()
+    if len(set(recipes.values())) != 1:
+        raise ConfigError(f"reproduce {paper.name}: the sides train on different recipes: {recipes}")
+    return next(iter(recipes.values()))
+
+
+def scaled_recipe(paper: Paper, scale: Scale, work: Path) -> Path:
+    """The recipe of this scale: the paper's own file, or a copy with the scale's changes in ``work``.
+
+    A changed recipe gets the name ``<name>-<scale>`` so that its generated data never mixes with the
+    paper's in the dataset cache.
+    """
+    source = shared_recipe(paper)
+    if not scale.recipe:
+        return source
+    mapping = merge(yaml.safe_load(source.read_text()), scale.recipe)
+    mapping["name"] = f"{mapping['name']}-{scale.name}"
+    mapping["description"] = f"{mapping.get('description', '')} [{scale.name} scale of {source.name}]".strip()
+    path = work / "recipe.yaml"
+    write_text_atomically(path, yaml.safe_dump(mapping, sort_keys=False))
+    return path
+
+
+def side_overrides(side: Side, scale: Scale, seed: int, recipe: Path, paper_epochs: int) -> list[str]:
+    """The ``section.key=value`` overrides that turn ``side``'s paper config into this scale's run."""
+    data = yaml.safe_load(side.config_path.read_text())
+    overrides = [
+        f"data.recipe={recipe}",
+        f"train.seed={seed}",
+        *scale.common,
+        *scale.per_side.get(side.label, ()),
+    ]
+    if scale.epochs is not None and scale.epochs != paper_epochs:
+        overrides.append(f"train.epochs={scale.epochs}")
+        schedule = data.get("optim", {}).get("scheduler", {})
+        if schedule.get("name") == "step" and schedule.get("interval", "epoch") == "epoch":
+            step = max(1, round(int(schedule.get("step_size", 100)) * scale.epochs / paper_epochs))
+            overrides.append(f"optim.scheduler.step_size={step}")
+    if scale.width_factor != 1.0:
+        for key in side.width_keys:
+            width = _dotted(data, key, str(side.config_path))
+            overrides.append(f"{key}={max(1, round(width * scale.width_factor))}")
+    return overrides
+
+
+# ------------------------------------------------------------------------------------------ one run
+def _history(run_dir: Path) -> list[dict[str, Any]]:
+    path = run_dir / "metrics.jsonl"
+    return (
+        [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+    )
+
+
+def train_side(side: Side, overrides: list[str], run_dir: Path) -> Path:
+    """Train one side (or reuse a finished run of the same config; continue a killed one)."""
+    from sciml.train import run
+
+    config = load_config(side.config_path, overrides)
+    config.train.resume = "auto"
+    config.train.name = None
+    saved = run_dir / "config.yaml"
+    if saved.exists():
+        old = load_config(saved)
+        old.train.resume = config.train.resume
+        if old.to_dict() != config.to_dict():
+            raise ConfigError(
+                f"{run_dir} holds a run of another config; remove it or run the reproduction with --fresh"
+            )
+        if (run_dir / "report" / "metrics.json").exists():
+            logger.info("reusing the finished run %s", run_dir)
+            return run_dir
+    return run(config, run_dir)
+
+
+def _summary(values: list[float]) -> dict[str, Any]:
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    return {
+        "mean": statistics.fmean(finite) if finite else None,
+        "std": statistics.stdev(finite) if len(finite) > 1 else 0.0,
+        "values": values,
+    }
+
+
+# ------------------------------------------------------------------------------------------ a paper
+def reproduce(
+    paper: Paper,
+    scale_name: str,
+    work: Path,
+    out: Path | None = None,
+    seeds: int | None = None,
+    command: str | None = None,
+) -> dict[str, Any]:
+    """Train and measure ``paper``'s comparison at ``scale_name``; write the record, table and PNG.
+
+    ``work`` holds the runs; ``out`` is the record's path (default ``work/<paper>_<scale>.json``; the
+    table and the figure go beside it with the suffixes ``.md`` and ``.png``). ``seeds`` takes the first
+    that many of the scale's seeds. Returns the record.
+    """
+    if scale_name not in paper.scales:
+        raise ConfigError(
+            f"reproduce {paper.name}: unknown scale {scale_name!r}; known: {list(paper.scales)}"
+        )
+    scale = paper.scales[scale_name]
+    chosen = scale.seeds[:seeds] if seeds else scale.seeds
+    work.mkdir(parents=True, exist_ok=True)
+    recipe = scaled_recipe(paper, scale, work)
+    start = time.perf_counter()
+    per_side: dict[str, dict[str, list[float]]] = {}
+    curves: dict[str, list[list[float]]] = {}
+    restored: dict[str, list[Any]] = {}
+    sides: dict[str, Any] = {}
+    from sciml.train import restore_run
+
+    for side in paper.sides:
+        paper_epochs = int(yaml.safe_load(side.config_path.read_text())["train"]["epochs"])
+        for k, seed in enumerate(chosen):
+            overrides = side_overrides(side, scale, seed, recipe, paper_epochs)
+            run_dir = work / side.label / f"seed{seed}"
+            logger.info(
+                "%s %s: %s, seed %d (%d/%d)", paper.name, scale.name, side.label, seed, k + 1, len(chosen)
+            )
+            train_side(side, overrides, run_dir)
+            report = json.loads((run_dir / "report" / "metrics.json").read_text())
+            run = restore_run(run_dir)
+            measured = paper.measure(run, report)
+            for metric, value in measured.items():
+                per_side.setdefault(side.label, {}).setdefault(metric, []).append(float(value))
+            curves.setdefault(side.label, []).append(
+                [float(h[paper.curve_metric]) for h in _history(run_dir)]
+            )
+            restored.setdefault(side.label, []).append(run)
+            overrides_text = [o for o in overrides if not o.startswith(("train.seed=", "data.recipe="))]
+            sides[side.label] = {"config": side.config, "overrides": overrides_text}
+    summary = {label: {m: _summary(v) for m, v in metrics.items()} for label, metrics in per_side.items()}
+    if paper.extra is not None:
+        for label, metrics in paper.extra(restored).items():
+            for metric, value in metrics.items():
+                summary[label][metric] = _summary([float(value)])
+    claims = []
+    for claim in paper.claims:
+        ours, met = claim.check(summary)
+        claims.append({"claim": claim.text, "ours": ours, "met": met})
+    record: dict[str, Any] = {
+        "paper": paper.name,
+        "title": paper.title,
+        "scale": scale.name,
+        "scale_note": scale.note,
+        "paper_budget": paper.paper_budget,
+        "seeds": list(chosen),
+        "recipe": _relative(recipe),
+        "command": command or f"python -m sciml.reproduce {paper.name} --scale {scale.name}",
+        **environment("cpu"),
+        "minutes": (time.perf_counter() - start) / 60,
+        "sides": sides,
+        "metrics": [list(m) for m in paper.metrics],
+        "summary": summary,
+        "published": [vars(p) for p in paper.published],
+        "claims": claims,
+        "curve_metric": paper.curve_metric,
+        "curves": curves,
+    }
+    out = out or work / f"{paper.name}_{scale.name}.json"
+    record["figure"] = out.with_suffix(".png").name
+    write_record(out, record)
+    write_text_atomically(out.with_suffix(".md"), markdown(record) + "\n")
+    plot_curves(record, out.with_suffix(".png"))
+    logger.info("%s %s: %.1f min, record %s", paper.name, scale.name, record["minutes"], out)
+    return record
+
+
+def _relative(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
+# ------------------------------------------------------------------------------------------ outputs
+def _mean_std(entry: dict[str, Any] | None) -> str:
+    if not entry or entry.get("mean") is None:
+        return "-"
+    mean, std, n = entry["mean"], entry["std"], len(entry["values"])
+    if n == 1:
+        return _fmt(mean)
+    return f"{_fmt(mean)} ± {_fmt(std)}"
+
+
+def _fmt(value: float) -> str:
+    if value == 0 or 1e-3 <= abs(value) < 1e4:
+        return f"{value:.4g}"
+    return f"{value:.3e}"
+
+
+def markdown(record: dict[str, Any]) -> str:
+    """The reproduction as markdown: command, scale, the table with the paper's numbers, the claims."""
+    from sciml.bench.render import met, para, provenance, table
+
+    published = {(p["side"], p["metric"]): p for p in record["published"]}
+    rows = []
+    for label in record["sides"]:
+        for metric, description in record["metrics"]:
+            entry = record["summary"].get(label, {}).get(metric)
+            if entry is None:
+                continue
+            paper = published.get((label, metric))
+            rows.append(
+                [
+                    label,
+                    description,
+                    _mean_std(entry),
+                    _fmt(paper["value"]) if paper else "-",
+                    paper["source"] if paper else "",
+                ]
+            )
+    seeds = len(record["seeds"])
+    lines = [
+        provenance(record, f"{record['paper']}_{record['scale']}.json"),
+        "",
+        para(
+            f"Scale `{record['scale']}`: {record['scale_note']} Mean ± standard deviation over {seeds} "
+            f"seed{'s' if seeds != 1 else ''} ({', '.join(map(str, record['seeds']))}); "
+            f"{record['minutes']:.0f} min in all."
+        ),
+        "",
+        table(["side", "metric", "ours", "paper", "paper's source"], rows),
+    ]
+    if record["claims"]:
+        lines += [
+            "",
+            table(
+                ["claim", "ours", "verdict"],
+                [[c["claim"], c["ours"], met(c["met"])] for c in record["claims"]],
+            ),
+        ]
+    lines += ["", f"Learning curves ({record['curve_metric']} per epoch, every seed): `{record['figure']}`."]
+    if record.get("paper_budget"):
+        lines += ["", para(f"The paper's own recipe (`--scale paper`): {record['paper_budget']}")]
+    return "\n".join(lines)
+
+
+def plot_curves(record: dict[str, Any], path: Path) -> None:
+    """Every seed's learning curve of every side, one colour per side (log scale)."""
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
+    for i, (label, runs) in enumerate(record["curves"].items()):
+        color = f"C{i}"
+        for k, curve in enumerate(runs):
+            if curve:
+                ax.plot(
+                    np.arange(1, len(curve) + 1),
+                    curve,
+                    color=color,
+                    alpha=0.8,
+                    label=label if k == 0 else None,
+                )
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(record["curve_metric"].replace("_", " "))
+    ax.set_title(f"{record['title']} ({record['scale']} scale)", fontsize=9)
+    ax.legend()
+    save_figure(fig, path)

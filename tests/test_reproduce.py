@@ -1,0 +1,162 @@
+"""The papers' reproduction commands: the smoke scale end to end, and the rules a smaller scale must keep."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from sciml.bench import REGISTRY, render_document
+from sciml.errors import ConfigError
+from sciml.reproduce import PAPERS
+from sciml.reproduce.__main__ import main
+from sciml.reproduce.measures import ratio_claim
+from sciml.reproduce.protocol import Scale, merge
+from sciml.reproduce.runner import side_overrides
+
+
+def _summary(**sides: list[float]) -> dict:
+    import statistics
+
+    return {
+        label: {
+            "e": {"mean": statistics.fmean(v), "std": statistics.stdev(v) if len(v) > 1 else 0.0, "values": v}
+        }
+        for label, v in sides.items()
+    }
+
+
+def test_ratio_claim_decides_only_outside_the_seed_spread():
+    clearly_better = _summary(a=[0.50, 0.52, 0.48], b=[1.00, 1.02, 0.98])
+    words, met = ratio_claim(clearly_better, "a", "b", "e", 1.0, "rel L2")
+    assert met is True and words.startswith("0.5x")
+    clearly_worse = _summary(a=[2.0, 2.1, 1.9], b=[1.00, 1.02, 0.98])
+    assert ratio_claim(clearly_worse, "a", "b", "e", 1.0, "rel L2")[1] is False
+    overlapping = _summary(a=[0.9, 1.1, 1.0], b=[1.0, 0.95, 1.05])
+    words, met = ratio_claim(overlapping, "a", "b", "e", 1.0, "rel L2")
+    assert met is None and "within the seed spread" in words
+    # the spread is the ratio's, propagated from both sides: a 10% spread on each side is ~14% on the ratio
+    ratio_words = ratio_claim(_summary(a=[0.9, 1.1], b=[1.8, 2.2]), "a", "b", "e", 0.9, "x")[0]
+    assert "0.5x ± 0.1" in ratio_words
+
+
+def test_scaled_overrides_are_equal_for_both_sides_and_keep_the_schedule_shape(tmp_path):
+    paper = PAPERS["lsm"]
+    scale = paper.scales["cpu"]
+    recipe = tmp_path / "recipe.yaml"
+    by_side = {side.label: side_overrides(side, scale, 3, recipe, 500) for side in paper.sides}
+    for overrides in by_side.values():
+        for common in scale.common:
+            assert common in overrides
+        assert f"train.epochs={scale.epochs}" in overrides
+        # StepLR(100, 0.5) over 500 epochs keeps its shape over 20: halve every 4 epochs
+        assert "optim.scheduler.step_size=4" in overrides
+        assert "train.seed=3" in overrides and f"data.recipe={recipe}" in overrides
+    assert "model.width=32" in by_side["LSM"]  # the paper's d = 64, halved
+    assert "model.width=10" in by_side["FNO"]  # the FNO paper's width 20, halved
+    assert "model.patch_size=2" in by_side["LSM"] and not any("patch" in o for o in by_side["FNO"])
+
+
+def test_every_scale_only_changes_what_the_issue_allows():
+    allowed_common = ("data.train=", "data.test=", "data.valid=", "data.batch_size=", "data.output_time=")
+    allowed_common += ("eval.", "train.progress=", "train.unroll=", "model.modes=", "model.patch_size=")
+    allowed_recipe = {"solver", "output", "n_trajectories", "batch_size"}
+    for paper in PAPERS.values():
+        assert set(paper.scales) == {"smoke", "cpu", "paper"}, paper.name
+        assert paper.scales["paper"].recipe == {} and paper.scales["paper"].common == ()
+        assert paper.scales["paper"].width_factor == 1.0 and paper.scales["paper"].epochs is None
+        assert len(paper.scales["cpu"].seeds) >= 3, paper.name
+        for scale in paper.scales.values():
+            assert set(scale.recipe) <= allowed_recipe, (paper.name, scale.name)
+            for override in scale.common + tuple(o for v in scale.per_side.values() for o in v):
+                assert override.startswith(allowed_common), (paper.name, scale.name, override)
+            if scale.recipe.get("solver"):
+                assert set(scale.recipe["solver"]) <= {"resolution", "dt", "stepper"}
+
+
+def test_merge_is_nested_and_leaves_its_inputs_alone():
+    base = {"solver": {"resolution": 256, "dt": 1e-4}, "n": 1}
+    merged = merge(base, {"solver": {"resolution": 32}, "n": 5})
+    assert merged == {"solver": {"resolution": 32, "dt": 1e-4}, "n": 5}
+    assert base == {"solver": {"resolution": 256, "dt": 1e-4}, "n": 1}
+
+
+@pytest.mark.parametrize("name", sorted(PAPERS))
+def test_smoke_reproduction_writes_record_table_and_figure(name, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / f"{name}.json"
+    assert main([name, "--quick", "--work", str(tmp_path / "work"), "--out", str(out)]) == 0
+    record = json.loads(out.read_text())
+    paper = PAPERS[name]
+    assert record["paper"] == name and record["scale"] == "smoke" and record["seeds"] == [0]
+    assert set(record["summary"]) == {side.label for side in paper.sides}
+    for label, metrics in record["summary"].items():
+        for metric, entry in metrics.items():
+            assert entry["mean"] is not None and entry["mean"] == entry["mean"], (label, metric)
+        assert len(record["curves"][label]) == 1 and len(record["curves"][label][0]) == 1  # one epoch
+    assert [c["claim"] for c in record["claims"]] == [c.text for c in paper.claims]
+    table = out.with_suffix(".md").read_text()
+    for published in paper.published:
+        assert f"| {published.source} |" in table  # the paper's number in the row beside ours
+    assert out.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
+    # the runs are kept and reused: a second call trains nothing and measures the same
+    timed_now = {"step_ms", "speedup_vs_fno"}  # measured again by each call, on the reused models
+
+    def trained(summary: dict) -> dict:
+        return {side: {k: v for k, v in m.items() if k not in timed_now} for side, m in summary.items()}
+
+    first = trained(record["summary"])
+    assert main([name, "--quick", "--work", str(tmp_path / "work"), "--out", str(out)]) == 0
+    assert trained(json.loads(out.read_text())["summary"]) == first
+
+
+def test_a_run_of_another_config_is_refused_not_overwritten(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    work = tmp_path / "work"
+    assert main(["t1", "--quick", "--work", str(work)]) == 0
+    saved = work / "FNO" / "seed0" / "config.yaml"
+    config = yaml.safe_load(saved.read_text())
+    config["optim"]["lr"] = 0.5
+    saved.write_text(yaml.safe_dump(config))
+    assert main(["t1", "--quick", "--work", str(work)]) == 2  # one clear error, nothing retrained
+    assert yaml.safe_load(saved.read_text())["optim"]["lr"] == 0.5
+    assert main(["t1", "--quick", "--work", str(work), "--fresh"]) == 0
+
+
+def test_unknown_scale_is_a_config_error(tmp_path):
+    from sciml.reproduce.runner import reproduce
+
+    paper = PAPERS["t1"]
+    broken = type(paper)(**{**vars(paper), "scales": {"smoke": Scale("smoke", seeds=(0,))}})
+    with pytest.raises(ConfigError, match="unknown scale 'cpu'"):
+        reproduce(broken, "cpu", tmp_path)
+
+
+def test_reproductions_render_into_the_benchmarks_document(tmp_path):
+    record = {
+        "paper": "t1",
+        "title": "T1 vs FNO",
+        "scale": "cpu",
+        "scale_note": "note.",
+        "paper_budget": "",
+        "seeds": [0, 1, 2],
+        "command": "python -m sciml.reproduce t1 --scale cpu",
+        "minutes": 3.0,
+        "sides": {"T1": {}, "FNO": {}},
+        "metrics": [["test_l2", "test rel L2"]],
+        "summary": {
+            "T1": {"test_l2": {"mean": 0.1, "std": 0.01, "values": [0.09, 0.1, 0.11]}},
+            "FNO": {"test_l2": {"mean": 0.2, "std": 0.02, "values": [0.18, 0.2, 0.22]}},
+        },
+        "published": [],
+        "claims": [{"claim": "T1 error <= FNO's", "ours": "0.5x", "met": True}],
+        "curve_metric": "train_loss",
+        "curves": {},
+        "figure": "reproduce_t1.png",
+    }
+    (tmp_path / REGISTRY["reproduce_t1"].json).write_text(json.dumps(record))
+    rendered = render_document(None, tmp_path)
+    assert "reproduce_t1" in rendered.rendered
+    assert "| T1 | test rel L2 | 0.1 ± 0.01 | - |" in rendered.text
+    assert "| T1 error <= FNO's | 0.5x | **met** |" in rendered.text
