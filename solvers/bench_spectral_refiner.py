@@ -31,6 +31,7 @@ import torch
 
 from sciml.bench.record import environment, save_figure, write_record
 from sciml.bench.render import num, para, provenance, sci, table
+from sciml.datasets.generate import make_solver as recipe_solver
 from sciml.datasets.recipes import Recipe
 from sciml.finetune.spectral_refiner import ALPHA, refine, trajectory_residual
 from sciml.solvers.navier_stokes import NavierStokes2D
@@ -64,16 +65,7 @@ def make_solver(config: RunConfig, data: DataBundle, dt: float) -> NavierStokes2
         return NavierStokes2D(grid, float(data.metadata.viscosity), forcing="fno", dt=dt, stepper="heun-cn")
     recipe_path = Path(config.data.recipe)
     recipe = Recipe.from_yaml(recipe_path if recipe_path.is_absolute() else ROOT / recipe_path)
-    s = recipe.solver
-    return NavierStokes2D(
-        grid,
-        s.viscosity,
-        domain_length=s.domain_length,
-        forcing=s.forcing,
-        drag=s.drag,
-        dt=dt,
-        stepper=s.stepper,
-    )
+    return recipe_solver(recipe, resolution=grid, dt=dt)
 
 
 def test_windows(data: DataBundle, count: int | None) -> tuple[torch.Tensor, torch.Tensor, list[int]]:

@@ -15,38 +15,17 @@ from __future__ import annotations
 import argparse
 import logging
 import statistics
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
 from sciml.bench.record import bar_chart, environment, write_record
 from sciml.bench.render import num, para, provenance, table
-from sciml.bench.timing import interleaved_times
-from sciml.metrics import relative_l2
+from sciml.bench.timing import interleaved_times, train_step
 from sciml.models.registry import ModelContext, build_model
 from sciml.models.t1 import dct2, dct_matrix
 
 logger = logging.getLogger("bench_t1")
-
-
-def _step_fn(
-    model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, spectral: bool = False
-) -> Callable[[], None]:
-    """One AdamW train step; ``spectral``: T1's loss on the spectra (targets transformed once, beforehand)."""
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-4)
-    target = model.transform_target(y) if spectral else y
-
-    def step() -> None:
-        if spectral:
-            loss = model.transformed_loss(model(x, spectral=True), target, y.shape[-1])
-        else:
-            loss = relative_l2(model(x), y).mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-
-    return step
 
 
 def bench_resolution(res: int, cfg: dict, device: torch.device, rounds: int) -> dict:
@@ -59,9 +38,9 @@ def bench_resolution(res: int, cfg: dict, device: torch.device, rounds: int) -> 
     t1 = build_model("t1", cfg["t1"], context).to(device)
     fno = build_model("fno", cfg["fno"], context).to(device)
     steps = {
-        "t1": _step_fn(t1, x, y),
-        "t1_spectral": _step_fn(t1, x, y, spectral=True),
-        "fno": _step_fn(fno, x, y),
+        "t1": train_step(t1, x, y),
+        "t1_spectral": train_step(t1, x, y, spectral=True),
+        "fno": train_step(fno, x, y),
     }
     times = interleaved_times(steps, rounds, device, warmup=1)  # one call per timing, after one warm-up
     ratios = [f / t for f, t in zip(times["fno"], times["t1"], strict=True)]

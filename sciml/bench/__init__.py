@@ -141,7 +141,7 @@ REPRODUCTIONS: tuple[Benchmark, ...] = tuple(
         quick_args=(paper,),
         full_args=(paper, "--scale", "cpu"),
     )
-    for paper in ("lsm", "t1", "tfno", "mg_tfno")
+    for paper in ("lsm", "t1", "tfno", "mg_tfno", "refiner")
 )
 """The papers' comparisons at the cpu scale (``python -m sciml.reproduce PAPER --scale cpu``)."""
 BENCHMARKS = BENCHMARKS + REPRODUCTIONS

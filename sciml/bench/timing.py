@@ -65,3 +65,29 @@ def interleaved_times(
         for name, fn in fns.items():
             times[name].append(seconds_per_call(fn, device, repeats=repeats, warmup=warmup_each))
     return times
+
+
+def train_step(
+    model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, spectral: bool = False, lr: float = 1e-3
+) -> Callable[[], None]:
+    """One AdamW training step of ``model`` on ``(x, y)`` as a closure to time: forward, loss, backward, step.
+
+    The loss is the relative L2 error; with ``spectral`` it is computed on the model's orthonormal spectra
+    (:class:`~sciml.models.registry.SpectralLossModel`: targets transformed once, beforehand, no inverse
+    transform in the step). ``model`` is trained in place by each call.
+    """
+    from sciml.metrics import relative_l2
+
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    target = model.transform_target(y) if spectral else y
+
+    def step() -> None:
+        if spectral:
+            loss = model.transformed_loss(model(x, spectral=True), target, y.shape[-1])
+        else:
+            loss = relative_l2(model(x), y).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    return step

@@ -112,16 +112,17 @@ def initial_conditions(
     return torch.cat(fields)
 
 
-def make_solver(recipe: Recipe) -> NavierStokes2D:
-    """The solver a recipe describes."""
+def make_solver(recipe: Recipe, resolution: int | None = None, dt: float | None = None) -> NavierStokes2D:
+    """The solver a recipe describes; with ``resolution`` / ``dt``, the same problem (viscosity, forcing,
+    drag, box, stepper) on another grid or with another step, e.g. on the stored grid of the data."""
     s = recipe.solver
     return NavierStokes2D(
-        resolution=s.resolution,
+        resolution=resolution or s.resolution,
         viscosity=s.viscosity,
         domain_length=s.domain_length,
         forcing=s.forcing,
         drag=s.drag,
-        dt=s.dt,
+        dt=dt or s.dt,
         stepper=s.stepper,
     )
 

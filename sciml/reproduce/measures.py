@@ -16,13 +16,11 @@ from __future__ import annotations
 import copy
 import math
 import statistics
-from collections.abc import Callable
 from typing import Any
 
 import torch
 
-from sciml.bench.timing import interleaved_times
-from sciml.metrics import relative_l2
+from sciml.bench.timing import interleaved_times, train_step
 from sciml.models.registry import SpectralLossModel
 from sciml.training.data import channel_indices
 from sciml.training.rollout import rollout
@@ -56,32 +54,17 @@ def trajectory_rollout_l2(run: Any, steps: int | None = None, batch_statistics: 
     return statistics.fmean(errors)
 
 
-def _train_step(run: Any, batch: dict[str, torch.Tensor]) -> Callable[[], None]:
-    """One optimizer step of ``run``'s model on ``batch`` with its training loss (a copy of the model)."""
-    model = copy.deepcopy(run.model).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-6)
-    x, y = batch["x"], batch["y"]
-    spectral = run.config.train.loss == "spectral" and isinstance(model, SpectralLossModel)
-    target = model.transform_target(y) if spectral else y
-
-    def step() -> None:
-        if spectral:
-            loss = model.transformed_loss(model(x, spectral=True), target, y.shape[-1])
-        else:
-            loss = relative_l2(model(x), y).mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-
-    return step
-
-
 def train_step_seconds(runs: dict[str, Any], rounds: int = 7) -> dict[str, float]:
-    """Median seconds of one train step of each run's model on the same training batch, interleaved."""
+    """Median seconds of one train step of each run's model (with its training loss) on the same training
+    batch, interleaved round by round."""
     first = next(iter(runs.values()))
     samples = [first.data.train[i] for i in range(min(first.config.data.batch_size, len(first.data.train)))]
     batch = {key: torch.stack([s[key] for s in samples]) for key in ("x", "y")}
-    steps = {label: _train_step(run, batch) for label, run in runs.items()}
+    steps = {}
+    for label, run in runs.items():
+        model = copy.deepcopy(run.model).train()  # timed steps train a copy, never the run's model
+        spectral = run.config.train.loss == "spectral" and isinstance(model, SpectralLossModel)
+        steps[label] = train_step(model, batch["x"], batch["y"], spectral=spectral, lr=1e-6)
     times = interleaved_times(steps, rounds, "cpu", warmup=1)
     return {label: statistics.median(t) for label, t in times.items()}
 

@@ -328,4 +328,157 @@ MG_TFNO = Paper(
     paper_budget=_FIELD_BUDGET,
 )
 
-PAPERS: dict[str, Paper] = {paper.name: paper for paper in (LSM, T1, TFNO, MG_TFNO)}
+# ------------------------------------------------------------------------------ Spectral-Refiner
+SOLVER_STEPS_PER_FRAME = 20
+"""The refiner's flow residual advances each predicted frame to the next in this many solver steps."""
+
+
+def paper_window_error(predicted: Any, target: Any, length: float = 1.0) -> float:
+    r"""The error the Spectral-Refiner paper prints, averaged over windows: its ``SobolevLoss(norm_order=0)``,
+    which is the relative :math:`H^1` norm with :math:`\alpha = 0.1` of the whole window of ``T`` frames,
+    divided by :math:`\sqrt{T}` (read from torch-cfd and measured: an output 1.01x the target scores
+    :math:`0.01/\sqrt{40} = 1.58\times10^{-3}`). ``[B, T, N, N]`` tensors."""
+    import torch
+
+    from sciml.metrics import sobolev_norm
+
+    def squared(u: torch.Tensor) -> torch.Tensor:
+        return sobolev_norm(u, 1.0, lengths=length, alpha=0.1, squared=True).sum(dim=1)
+
+    ratio = (squared(predicted - target) / squared(target)).sqrt() / predicted.shape[1] ** 0.5
+    return float(ratio.mean())
+
+
+def _measure_refined(
+    run: Any,
+    report: dict[str, Any],
+    iterations: int | None = None,
+    steps_per_frame: int = SOLVER_STEPS_PER_FRAME,
+) -> dict[str, float]:
+    """The SFNO's test error, then the same windows after Spectral-Refiner with the paper's settings
+    (``iterations``: the paper's 50 unless given, for the smoke scale)."""
+    import torch
+
+    from sciml.datasets.generate import make_solver
+    from sciml.datasets.recipes import Recipe
+    from sciml.finetune.spectral_refiner import refine
+
+    windows = [run.data.test[i] for i in range(len(run.data.test))]
+    x = torch.stack([w["x"] for w in windows]).double()
+    y = torch.stack([w["y"] for w in windows]).double()
+    recipe = Recipe.from_yaml(run.config.data.recipe)
+    frame_dt = recipe.output.record_every
+    solver = make_solver(
+        recipe, resolution=int(run.data.metadata.grid_shape[-1]), dt=frame_dt / steps_per_frame
+    )
+    result = refine(
+        run.model, x, solver, frame_dt, iterations
+    )  # the paper's Adam settings for its architecture
+    length = float(run.data.lengths[-1])
+
+    def window_l2(predicted: torch.Tensor) -> float:
+        difference = torch.linalg.vector_norm((predicted - y).flatten(1), dim=1)
+        return float((difference / torch.linalg.vector_norm(y.flatten(1), dim=1)).mean())
+
+    return {
+        "test_h1": float(next(iter(report["test"].values()))["h1"]["mean"]),
+        "l2_before": window_l2(result.outputs_before),
+        "l2_after": window_l2(result.outputs),
+        "paper_metric_before": paper_window_error(result.outputs_before, y, length),
+        "paper_metric_after": paper_window_error(result.outputs, y, length),
+        "residual_before": float(result.residual_before.mean()),
+        "residual_after": float(result.residual_after.mean()),
+        **_common(run, report),
+    }
+
+
+def _refiner_claim(summary: dict[str, dict[str, dict[str, Any]]]) -> tuple[str, bool | None]:
+    """Refined / trained error per seed: met when the mean plus its spread stays below 1."""
+    import statistics
+
+    entry = summary["SFNO"]
+    ratios = [a / b for a, b in zip(entry["l2_after"]["values"], entry["l2_before"]["values"], strict=True)]
+    mean = statistics.fmean(ratios)
+    spread = statistics.stdev(ratios) if len(ratios) > 1 else 0.0
+    words = f"refined / trained rel L2 = {mean:.3g} ± {spread:.2g} over {len(ratios)} seed(s)"
+    if mean + spread < 1.0:
+        return words, True
+    if mean - spread >= 1.0:
+        return words, False
+    return words + "; within the seed spread", None
+
+
+REFINER = Paper(
+    name="refiner",
+    title="Spectral-Refiner on the paper's SFNO, 10 -> 40 frames, nu = 1e-3 (Cao et al., ICLR 2025)",
+    sides=(Side("SFNO", "configs/paper/sfno_ns_v1e-3.yaml"),),
+    scales={
+        "smoke": Scale(
+            "smoke",
+            seeds=(0,),
+            epochs=1,
+            recipe={
+                "solver": {"resolution": 16, "dt": 1.0e-2},
+                "output": {"resolution": 16, "warmup": 1.0, "t_final": 2.4},
+                "n_trajectories": 6,
+                "batch_size": 6,
+            },
+            common=(
+                "data.train=0.67",
+                "data.valid=0.0",
+                "data.test=0.33",
+                "data.batch_size=2",
+                "eval.plots=false",
+                "train.progress=false",
+                "data.t_in=4",
+                "data.t_out=8",
+                "model.latent_steps=4",
+                "model.modes=4",
+                "model.modes_t=2",
+            ),
+            measure_options={"iterations": 2, "steps_per_frame": 2},
+            note="wiring only: 6 trajectories at 16^2, 4 -> 8 frames, 1 epoch, 4 modes, 2 refiner steps.",
+        ),
+        "cpu": Scale(
+            "cpu",
+            seeds=(0, 1, 2),
+            recipe={
+                "solver": {"resolution": 64, "dt": 4.0e-3},
+                "n_trajectories": 120,
+                "batch_size": 60,
+            },
+            common=("data.train=0.8", "data.valid=0.1", "data.test=0.1", "eval.plots=false"),
+            note=(
+                "120 trajectories (96 train / 12 validation / 12 test windows) of the paper's recipe solved "
+                "at 64^2 (Heun-CN, dt 4e-3; nu = 1e-3 is resolved there) instead of 1296 at 256^2; the "
+                "paper's 10 epochs, architecture, optimizer and loss; the refiner with the paper's Adam "
+                f"settings in float64, its flow residual with {SOLVER_STEPS_PER_FRAME} solver steps a frame."
+            ),
+        ),
+        "paper": Scale("paper", seeds=(0,), note="the paper's recipe exactly."),
+    },
+    metrics=(
+        ("l2_before", "test rel L2 of the 40-frame window, trained SFNO"),
+        ("l2_after", "same after Spectral-Refiner (paper's settings)"),
+        ("paper_metric_before", "the paper's printed metric (rel H1, alpha 0.1, / sqrt(frames)), trained"),
+        ("paper_metric_after", "the same, refined"),
+        ("residual_before", "H^-1 Navier-Stokes residual, trained"),
+        ("residual_after", "H^-1 Navier-Stokes residual, refined"),
+        ("test_h1", "test rel H1 (the training loss)"),
+        ("params", "parameters"),
+        ("train_minutes", "training minutes (this machine)"),
+    ),
+    measure=_measure_refined,
+    published=(
+        Published("paper_metric_before", "SFNO", 8.20e-3, "paper: one test sample before fine-tuning"),
+        Published("paper_metric_after", "SFNO", 4.40e-3, "paper: the same sample after fine-tuning"),
+        Published("params", "SFNO", 9.24e6, "torch-cfd SFNO(12, 12, 5, 20)"),
+    ),
+    claims=(Claim("the refiner with the paper's settings lowers the SFNO's error", _refiner_claim),),
+    paper_budget=(
+        "1296 trajectories of 50,000 steps at 256^2, 10 epochs of 288 steps, then 50 refiner iterations per "
+        "test sample at 256^2 in float64. GPU hours: not measured yet (no GPU lent)."
+    ),
+)
+
+PAPERS: dict[str, Paper] = {paper.name: paper for paper in (LSM, T1, TFNO, MG_TFNO, REFINER)}

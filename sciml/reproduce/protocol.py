@@ -55,6 +55,8 @@ class Scale:
         per_side: overrides of one side only, for what the resolution forces on one architecture and not
             the other (LSM's patch size, an FNO's number of modes on a grid too small for the paper's).
         width_factor: every side's width keys multiplied by this (1: the papers' widths).
+        measure_options: keyword arguments of the paper's ``measure`` at this scale (e.g. fewer refiner
+            iterations in a smoke test).
         note: what this scale changes, in words, for the table.
     """
 
@@ -65,6 +67,7 @@ class Scale:
     common: tuple[str, ...] = ()
     per_side: dict[str, tuple[str, ...]] = field(default_factory=dict)
     width_factor: float = 1.0
+    measure_options: dict[str, Any] = field(default_factory=dict)
     note: str = ""
 
 
@@ -95,10 +98,11 @@ class Claim:
 class Paper:
     """One paper's comparison: sides, scales, metrics, published numbers and claims.
 
-    ``measure(run)`` maps a finished training run (a :class:`sciml.train.RestoredRun`) and its report to
-    ``{metric: float}``; ``metrics`` lists ``(metric, description)`` in the table's order; ``extra``, when
-    given, measures something across sides once per reproduction (e.g. an interleaved train-step timing)
-    and returns it as ``{side: {metric: float}}``.
+    ``measure(run, report, **scale.measure_options)`` maps a finished training run (a
+    :class:`sciml.train.RestoredRun`) and its report to ``{metric: float}``; ``metrics`` lists
+    ``(metric, description)`` in the table's order; ``extra``, when given, measures something across sides
+    once per reproduction (e.g. an interleaved train-step timing) and returns it as
+    ``{side: {metric: float}}``.
     """
 
     name: str
@@ -106,7 +110,7 @@ class Paper:
     sides: tuple[Side, ...]
     scales: dict[str, Scale]
     metrics: tuple[tuple[str, str], ...]
-    measure: Callable[[Any, dict[str, Any]], dict[str, float]]
+    measure: Callable[..., dict[str, float]]
     published: tuple[Published, ...] = ()
     claims: tuple[Claim, ...] = ()
     curve_metric: str = "train_loss"

@@ -170,7 +170,7 @@ def reproduce(
             train_side(side, overrides, run_dir)
             report = json.loads((run_dir / "report" / "metrics.json").read_text())
             run = restore_run(run_dir)
-            measured = paper.measure(run, report)
+            measured = paper.measure(run, report, **scale.measure_options)
             for metric, value in measured.items():
                 per_side.setdefault(side.label, {}).setdefault(metric, []).append(float(value))
             curves.setdefault(side.label, []).append(
