@@ -21,6 +21,9 @@ from torch import nn
 from sciml.errors import ConfigError
 from sciml.models.registry import ModelContext, register_model
 
+SKIPS = ("linear", "identity", "soft-gating")
+"""neuraloperator's skip connections around a Fourier layer or its channel MLP."""
+
 
 @register_model("fno")
 def build_fno(
@@ -34,8 +37,16 @@ def build_fno(
     positional_embedding: str | None = "grid",
     domain_padding: float | None = None,
     norm: str | None = None,
+    fno_skip: str = "linear",
+    channel_mlp_skip: str = "soft-gating",
+    use_channel_mlp: bool = True,
 ) -> nn.Module:
-    """neuraloperator's FNO with ``modes`` Fourier modes per axis (an int for all axes, or one per axis)."""
+    """neuraloperator's FNO with ``modes`` Fourier modes per axis (an int for all axes, or one per axis).
+
+    ``fno_skip`` / ``channel_mlp_skip`` (``linear``, ``identity``, ``soft-gating``) and ``use_channel_mlp``
+    are neuraloperator's: the MG-TFNO paper's code used soft-gating skips, neuraloperator >= 1.0 defaults
+    to a linear one; the original FNO of Li et al. has no channel MLP.
+    """
     return _fno(
         context,
         modes,
@@ -46,6 +57,9 @@ def build_fno(
         positional_embedding,
         domain_padding,
         norm,
+        fno_skip=fno_skip,
+        channel_mlp_skip=channel_mlp_skip,
+        use_channel_mlp=use_channel_mlp,
     )
 
 
@@ -63,8 +77,12 @@ def build_tfno(
     positional_embedding: str | None = "grid",
     domain_padding: float | None = None,
     norm: str | None = None,
+    fno_skip: str = "linear",
+    channel_mlp_skip: str = "soft-gating",
+    use_channel_mlp: bool = True,
 ) -> nn.Module:
-    """Tensorized FNO: spectral weights factorized (``tucker``, ``cp``, ``tt``, or ``dense``) at ``rank``."""
+    """Tensorized FNO: spectral weights factorized (``tucker``, ``cp``, ``tt``, or ``dense``) at ``rank``
+    (the skip and channel-MLP options as :func:`build_fno`'s)."""
     if factorization not in ("tucker", "cp", "tt", "dense"):
         raise ConfigError(f"tfno: factorization {factorization!r} is not one of tucker, cp, tt, dense")
     if not 0 < rank <= 1:
@@ -81,6 +99,9 @@ def build_tfno(
         norm,
         factorization=None if factorization == "dense" else factorization,
         rank=rank,
+        fno_skip=fno_skip,
+        channel_mlp_skip=channel_mlp_skip,
+        use_channel_mlp=use_channel_mlp,
     )
 
 
@@ -94,8 +115,14 @@ def _fno(
     positional_embedding: str | None,
     domain_padding: float | None,
     norm: str | None,
+    fno_skip: str = "linear",
+    channel_mlp_skip: str = "soft-gating",
+    use_channel_mlp: bool = True,
     **factorization: object,
 ) -> nn.Module:
+    for key, value in (("fno_skip", fno_skip), ("channel_mlp_skip", channel_mlp_skip)):
+        if value not in SKIPS:
+            raise ConfigError(f"{key} {value!r} is not one of {', '.join(SKIPS)}")
     n_modes = tuple(modes) if isinstance(modes, Sequence) else (int(modes),) * context.n_dims
     if len(n_modes) != context.n_dims:
         raise ConfigError(f"modes has {len(n_modes)} entries for {context.n_dims} spatial dims")
@@ -110,5 +137,8 @@ def _fno(
         positional_embedding=positional_embedding,
         domain_padding=domain_padding,
         norm=norm,
+        fno_skip=fno_skip,
+        channel_mlp_skip=channel_mlp_skip,
+        use_channel_mlp=use_channel_mlp,
         **factorization,
     )

@@ -151,7 +151,11 @@ SCHEDULES: dict[str, Callable[[torch.optim.Optimizer, OptimConfig, int], LRSched
         optimizer, T_max=length
     ),
     "onecycle": lambda optimizer, o, length: torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=o.lr, total_steps=length
+        optimizer,
+        max_lr=o.lr,
+        total_steps=length,
+        div_factor=o.scheduler.div_factor,
+        final_div_factor=o.scheduler.final_div_factor,
     ),
 }
 """``optim.scheduler.name`` -> the schedule of an optimizer, given its length in scheduler steps (used by

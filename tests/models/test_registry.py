@@ -46,3 +46,20 @@ def test_unknown_family_and_argument_name_the_nearest():
         build_model("fnoo", {}, CONTEXT)
     with pytest.raises(ConfigError, match="did you mean 'modes'"):
         build_model("fno", {"mode": 4}, CONTEXT)
+
+
+def test_fno_skip_options_reach_neuraloperator():
+    import neuralop.layers.skip_connections as skips
+
+    context = ModelContext(in_channels=1, out_channels=1, grid_shape=(16, 16))
+    default = build_model("fno", {"modes": 4, "width": 8}, context)
+    gated = build_model(
+        "fno", {"modes": 4, "width": 8, "fno_skip": "soft-gating", "use_channel_mlp": False}, context
+    )
+    assert not any(isinstance(s, skips.SoftGating) for s in default.fno_blocks.fno_skips)
+    assert all(isinstance(s, skips.SoftGating) for s in gated.fno_blocks.fno_skips)
+    assert not gated.fno_blocks.use_channel_mlp and default.fno_blocks.use_channel_mlp
+    # soft gating is one weight per channel instead of a width x width map, and no channel MLP
+    assert sum(p.numel() for p in gated.parameters()) < sum(p.numel() for p in default.parameters())
+    with pytest.raises(ConfigError, match="fno_skip 'gated' is not one of linear, identity, soft-gating"):
+        build_model("tfno", {"modes": 4, "width": 8, "fno_skip": "gated"}, context)

@@ -177,3 +177,20 @@ def test_warmup_run_interrupted_and_resumed_ends_like_an_uninterrupted_one(tiny_
     assert [r["lr"] for r in resumed.history] == [r["lr"] for r in reference.history]
     assert resumed.scheduler.state_dict() == reference.scheduler.state_dict()
     assert_same_weights(tensor_state_dict(reference.raw_model), tensor_state_dict(resumed.raw_model))
+
+
+def test_onecycle_starts_and_ends_at_its_div_factors():
+    # the Spectral-Refiner reference: OneCycleLR(div_factor=1e3, final_div_factor=1e4) over the whole run
+    config = run_config(epochs=2, name="onecycle", interval="step", div_factor=1000, final_div_factor=1e4)
+    rates = learning_rates(config, steps_per_epoch=50, steps=100)
+    assert rates[0] == pytest.approx(LR / 1000)
+    assert max(rates) == pytest.approx(LR, rel=1e-3)
+    assert rates[-1] == pytest.approx(LR / 1e7, rel=0.05)  # cosine annealing reaches the floor at the end
+    default = learning_rates(run_config(epochs=2, name="onecycle", interval="step"), 50, 1)
+    assert default[0] == pytest.approx(LR / 25)  # PyTorch's default
+
+
+@pytest.mark.parametrize("key", ["div_factor", "final_div_factor"])
+def test_onecycle_factors_below_one_are_config_errors(key):
+    with pytest.raises(ConfigError, match=f"optim.scheduler.{key} must be a number >= 1"):
+        run_config(name="onecycle", interval="step", **{key: 0.5})
