@@ -4,7 +4,8 @@ Trains the paper's comparison at the scale, then writes the record (``--out``, d
 ``runs/reproduce/<paper>/<scale>/<paper>_<scale>.json``) with the table (``.md``) and the learning curves
 (``.png``) beside it; runs are kept in ``--work`` and reused, so an interrupted reproduction continues.
 ``--fresh`` removes the work folder first; ``--quick`` is ``--scale smoke``.
-``python -m sciml.reproduce list`` names the papers.
+``python -m sciml.reproduce list`` names the papers. Runs of one side live in ``WORK/<side>/seed<k>/`` (spaces
+in a side's name become underscores).
 """
 
 from __future__ import annotations

@@ -163,7 +163,7 @@ def reproduce(
         paper_epochs = int(yaml.safe_load(side.config_path.read_text())["train"]["epochs"])
         for k, seed in enumerate(chosen):
             overrides = side_overrides(side, scale, seed, recipe, paper_epochs)
-            run_dir = work / side.label / f"seed{seed}"
+            run_dir = work / side.label.replace(" ", "_") / f"seed{seed}"
             logger.info(
                 "%s %s: %s, seed %d (%d/%d)", paper.name, scale.name, side.label, seed, k + 1, len(chosen)
             )
@@ -199,6 +199,7 @@ def reproduce(
         "command": command or f"python -m sciml.reproduce {paper.name} --scale {scale.name}",
         **environment("cpu"),
         "minutes": (time.perf_counter() - start) / 60,
+        "train_minutes_total": sum(sum(m.get("train_minutes", [])) for m in per_side.values()),
         "sides": sides,
         "metrics": [list(m) for m in paper.metrics],
         "summary": summary,
@@ -266,8 +267,9 @@ def markdown(record: dict[str, Any]) -> str:
         "",
         para(
             f"Scale `{record['scale']}`: {record['scale_note']} Mean ± standard deviation over {seeds} "
-            f"seed{'s' if seeds != 1 else ''} ({', '.join(map(str, record['seeds']))}); "
-            f"{record['minutes']:.0f} min in all."
+            f"seed{'s' if seeds != 1 else ''} ({', '.join(map(str, record['seeds']))}); training "
+            f"{record.get('train_minutes_total', 0.0):.0f} min in all, this invocation "
+            f"{record['minutes']:.0f} min (runs already finished are reused)."
         ),
         "",
         table(["side", "metric", "ours", "paper", "paper's source"], rows),
