@@ -170,3 +170,17 @@ def test_reproductions_render_into_the_benchmarks_document(tmp_path):
     assert "reproduce_t1" in rendered.rendered
     assert "| T1 | test rel L2 | 0.1 ± 0.01 | - |" in rendered.text
     assert "| T1 error <= FNO's | 0.5x | **met** |" in rendered.text
+
+
+def test_zoo_export_of_a_reproduction_states_protocol_and_scale(tmp_path, monkeypatch):
+    from sciml.zoo import load
+
+    monkeypatch.chdir(tmp_path)
+    zoo = tmp_path / "zoo"
+    assert main(["t1", "--quick", "--work", str(tmp_path / "work"), "--zoo", str(zoo)]) == 0
+    manifest = json.loads((zoo / "manifest.json").read_text())
+    assert {"t1_t1_smoke", "t1_fno_smoke"} <= set(manifest["models"])
+    model = load(path=zoo / "t1_t1_smoke")
+    card = (zoo / "t1_t1_smoke" / "README.md").read_text()
+    assert "smoke scale" in card and "configs/paper/t1_ns_v1e-3.yaml" in card
+    assert model.config["training"]["command"].startswith("python -m sciml.reproduce t1")

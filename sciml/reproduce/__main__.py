@@ -3,7 +3,8 @@
 Trains the paper's comparison at the scale, then writes the record (``--out``, default
 ``runs/reproduce/<paper>/<scale>/<paper>_<scale>.json``) with the table (``.md``) and the learning curves
 (``.png``) beside it; runs are kept in ``--work`` and reused, so an interrupted reproduction continues.
-``--fresh`` removes the work folder first; ``--quick`` is ``--scale smoke``.
+``--fresh`` removes the work folder first; ``--quick`` is ``--scale smoke``; ``--zoo [FOLDER]`` exports the
+first seed of every side to the zoo (or to FOLDER) as ``<paper>_<side>_<scale>``.
 ``python -m sciml.reproduce list`` names the papers. Runs of one side live in ``WORK/<side>/seed<k>/`` (spaces
 in a side's name become underscores).
 """
@@ -37,6 +38,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", help="folder of the runs (default runs/reproduce/<paper>/<scale>)")
     parser.add_argument("--out", help="the JSON record (table .md and figure .png beside it)")
     parser.add_argument("--fresh", action="store_true", help="remove the work folder first")
+    parser.add_argument(
+        "--zoo",
+        nargs="?",
+        const="",
+        help="export the first seed of every side to the zoo (or to this folder)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stdout)
     if args.quick:
@@ -50,8 +57,19 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(work)
     command = "python -m sciml.reproduce " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     try:
+        zoo = None
+        if args.zoo is not None:
+            from sciml.zoo.hub import zoo_root
+
+            zoo = Path(args.zoo) if args.zoo else zoo_root()
         record = reproduce(
-            PAPERS[args.paper], args.scale, work, Path(args.out) if args.out else None, args.seeds, command
+            PAPERS[args.paper],
+            args.scale,
+            work,
+            Path(args.out) if args.out else None,
+            args.seeds,
+            command,
+            zoo,
         )
     except SciMLError as err:
         logger.error("%s", err)

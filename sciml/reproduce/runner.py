@@ -137,12 +137,15 @@ def reproduce(
     out: Path | None = None,
     seeds: int | None = None,
     command: str | None = None,
+    zoo: Path | None = None,
+    zoo_test_trajectories: int = 20,
 ) -> dict[str, Any]:
     """Train and measure ``paper``'s comparison at ``scale_name``; write the record, table and PNG.
 
     ``work`` holds the runs; ``out`` is the record's path (default ``work/<paper>_<scale>.json``; the
     table and the figure go beside it with the suffixes ``.md`` and ``.png``). ``seeds`` takes the first
-    that many of the scale's seeds. Returns the record.
+    that many of the scale's seeds. With ``zoo`` (a zoo folder), the first seed's run of every side is
+    exported there as ``<paper>_<side>_<scale>`` (:func:`export_to_zoo`). Returns the record.
     """
     if scale_name not in paper.scales:
         raise ConfigError(
@@ -214,7 +217,48 @@ def reproduce(
     write_text_atomically(out.with_suffix(".md"), markdown(record) + "\n")
     plot_curves(record, out.with_suffix(".png"))
     logger.info("%s %s: %.1f min, record %s", paper.name, scale.name, record["minutes"], out)
+    if zoo is not None:
+        record["zoo"] = export_to_zoo(
+            paper, scale, work, chosen[0], zoo, record["command"], zoo_test_trajectories
+        )
     return record
+
+
+def zoo_name(paper: Paper, side: Side, scale: Scale) -> str:
+    """The zoo name of a side's model at a scale: ``<paper>_<side>_<scale>``, lower case, no spaces."""
+    return f"{paper.name}_{side.label}_{scale.name}".lower().replace(" ", "_")
+
+
+def export_to_zoo(
+    paper: Paper, scale: Scale, work: Path, seed: int, zoo: Path, command: str, n_test: int = 20
+) -> list[str]:
+    """Export the ``seed`` run of every side to the zoo folder ``zoo``; the card states protocol and scale.
+
+    Returns the exported names. The card's description names the paper, the faithful config, the scale and
+    what the scale changed; its command is the reproduction's.
+    """
+    from sciml.zoo.export import export_run
+
+    names = []
+    for side in paper.sides:
+        name = zoo_name(paper, side, scale)
+        description = (
+            f"{side.label} of the {paper.name} reproduction ({paper.title}), {scale.name} scale, seed "
+            f"{seed}: {side.config} with the paper's protocol. {scale.note}"
+        )
+        run_dir = work / side.label.replace(" ", "_") / f"seed{seed}"
+        export_run(
+            run_dir,
+            name,
+            out=zoo,
+            description=description,
+            checkpoint="last",
+            n_test=n_test,
+            command=command,
+            progress=False,
+        )
+        names.append(name)
+    return names
 
 
 def _relative(path: Path) -> str:
