@@ -20,6 +20,26 @@ SMOKE = ("data.train=0.67", "data.test=0.33", "data.batch_size=2", "eval.plots=f
 """Overrides of every smoke run: 4 train / 2 test trajectories in batches of 2, no plots, no progress bars."""
 
 
+def smoke_scale(output: dict[str, float], common: tuple[str, ...], note: str, **options: Any) -> Scale:
+    """The smoke scale: 6 trajectories of a 16^2 solve (dt 1e-2) recording ``output``, one epoch, one seed,
+    widths / 8 (``options``: more :class:`Scale` fields, e.g. ``per_side``)."""
+    return Scale(
+        "smoke",
+        seeds=(0,),
+        epochs=1,
+        recipe={
+            "solver": {"resolution": 16, "dt": 1.0e-2},
+            "output": {"resolution": 16, **output},
+            "n_trajectories": 6,
+            "batch_size": 6,
+        },
+        common=(*SMOKE, *common),
+        width_factor=options.pop("width_factor", 0.125),
+        note=f"wiring only: {note}",
+        **options,
+    )
+
+
 def _report_l2(report: dict[str, Any]) -> float:
     """The run's own test rel L2 at its training resolution (the first entry of the report's test block)."""
     return float(next(iter(report["test"].values()))["l2"]["mean"])
@@ -46,20 +66,11 @@ LSM = Paper(
         Side("FNO", "configs/paper/fno_ns_v1e-5.yaml"),
     ),
     scales={
-        "smoke": Scale(
-            "smoke",
-            seeds=(0,),
-            epochs=1,
-            recipe={
-                "solver": {"resolution": 16, "dt": 1.0e-2},
-                "output": {"resolution": 16, "t_final": 12.0},
-                "n_trajectories": 6,
-                "batch_size": 6,
-            },
-            common=(*SMOKE, "train.unroll=2", "eval.rollout_steps=2"),
+        "smoke": smoke_scale(
+            {"t_final": 12.0},
+            ("train.unroll=2", "eval.rollout_steps=2"),
+            "6 trajectories at 16^2, 1 epoch, 2-step rollouts, widths / 8.",
             per_side={"LSM": ("model.patch_size=1",), "FNO": ("model.modes=4",)},
-            width_factor=0.125,
-            note="wiring only: 6 trajectories at 16^2, 1 epoch, 2-step rollouts, widths / 8.",
         ),
         "cpu": Scale(
             "cpu",
@@ -140,19 +151,10 @@ T1 = Paper(
         Side("FNO", "configs/paper/fno_t1_ns_v1e-3.yaml"),
     ),
     scales={
-        "smoke": Scale(
-            "smoke",
-            seeds=(0,),
-            epochs=1,
-            recipe={
-                "solver": {"resolution": 16, "dt": 1.0e-2},
-                "output": {"resolution": 16, "t_final": 2.0},
-                "n_trajectories": 6,
-                "batch_size": 6,
-            },
-            common=(*SMOKE, "data.output_time=2", "model.modes=4"),
-            width_factor=0.125,
-            note="wiring only: 6 trajectories at 16^2 to t = 2, 1 epoch, widths / 8, 4 modes.",
+        "smoke": smoke_scale(
+            {"t_final": 2.0},
+            ("data.output_time=2", "model.modes=4"),
+            "6 trajectories at 16^2 to t = 2, 1 epoch, widths / 8, 4 modes.",
         ),
         "cpu": Scale(
             "cpu",
@@ -230,20 +232,6 @@ def _mg_claim(label: str) -> Claim:
     return Claim(f"{label}: patch domain >= 4x smaller at <= 1.1x TFNO's error", check)
 
 
-_FIELD_SMOKE = Scale(
-    "smoke",
-    seeds=(0,),
-    epochs=1,
-    recipe={
-        "solver": {"resolution": 16, "dt": 1.0e-2},
-        "output": {"resolution": 16, "t_final": 2.0},
-        "n_trajectories": 6,
-        "batch_size": 6,
-    },
-    common=(*SMOKE, "data.output_time=2"),
-    width_factor=0.125,
-    note="wiring only: 6 trajectories at 16^2 to t = 2, 1 epoch, widths / 8, 4 modes.",
-)
 _FIELD_CPU_RECIPE = {
     "solver": {"resolution": 64},
     "output": {"resolution": 64},
@@ -271,7 +259,12 @@ _FIELD_BUDGET = (
 
 
 def _field_scales(per_side_smoke: dict[str, tuple[str, ...]]) -> dict[str, Scale]:
-    smoke = Scale(**{**vars(_FIELD_SMOKE), "per_side": per_side_smoke})
+    smoke = smoke_scale(
+        {"t_final": 2.0},
+        ("data.output_time=2",),
+        "6 trajectories at 16^2 to t = 2, 1 epoch, widths / 8, 4 modes.",
+        per_side=per_side_smoke,
+    )
     cpu = Scale(
         "cpu",
         seeds=(0, 1, 2),
@@ -413,31 +406,19 @@ REFINER = Paper(
     title="Spectral-Refiner on the paper's SFNO, 10 -> 40 frames, nu = 1e-3 (Cao et al., ICLR 2025)",
     sides=(Side("SFNO", "configs/paper/sfno_ns_v1e-3.yaml"),),
     scales={
-        "smoke": Scale(
-            "smoke",
-            seeds=(0,),
-            epochs=1,
-            recipe={
-                "solver": {"resolution": 16, "dt": 1.0e-2},
-                "output": {"resolution": 16, "warmup": 1.0, "t_final": 2.4},
-                "n_trajectories": 6,
-                "batch_size": 6,
-            },
-            common=(
-                "data.train=0.67",
+        "smoke": smoke_scale(
+            {"warmup": 1.0, "t_final": 2.4},
+            (
                 "data.valid=0.0",
-                "data.test=0.33",
-                "data.batch_size=2",
-                "eval.plots=false",
-                "train.progress=false",
                 "data.t_in=4",
                 "data.t_out=8",
                 "model.latent_steps=4",
                 "model.modes=4",
                 "model.modes_t=2",
             ),
+            "6 trajectories at 16^2, 4 -> 8 frames, 1 epoch, 4 modes, 2 refiner steps.",
+            width_factor=1.0,
             measure_options={"iterations": 2, "steps_per_frame": 2},
-            note="wiring only: 6 trajectories at 16^2, 4 -> 8 frames, 1 epoch, 4 modes, 2 refiner steps.",
         ),
         "cpu": Scale(
             "cpu",
