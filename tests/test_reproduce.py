@@ -83,6 +83,14 @@ def test_every_scale_only_changes_what_the_issue_allows():
                 assert override.startswith(allowed), (paper.name, scale.name, override)
             if scale.recipe.get("solver"):
                 assert set(scale.recipe["solver"]) <= {"resolution", "dt", "stepper"}
+            # the note the table prints says what the scale does
+            if "n_trajectories" in scale.recipe:
+                assert f"{scale.recipe['n_trajectories']} trajectories" in scale.note, (
+                    paper.name,
+                    scale.name,
+                )
+            if scale.epochs is not None:
+                assert f"{scale.epochs} epoch" in scale.note, (paper.name, scale.name)
 
 
 def test_merge_is_nested_and_leaves_its_inputs_alone():
