@@ -14,6 +14,7 @@ import json
 import logging
 import math
 import statistics
+import textwrap
 import time
 from pathlib import Path
 from typing import Any
@@ -213,6 +214,7 @@ def reproduce(
     }
     out = out or work / f"{paper.name}_{scale.name}.json"
     record["figure"] = out.with_suffix(".png").name
+    record["record"] = out.name
     write_record(out, record)
     write_text_atomically(out.with_suffix(".md"), markdown(record) + "\n")
     plot_curves(record, out.with_suffix(".png"))
@@ -307,7 +309,7 @@ def markdown(record: dict[str, Any]) -> str:
             )
     seeds = len(record["seeds"])
     lines = [
-        provenance(record, f"{record['paper']}_{record['scale']}.json"),
+        provenance(record, record.get("record", f"{record['paper']}_{record['scale']}.json")),
         "",
         para(
             f"Scale `{record['scale']}`: {record['scale_note']} Mean ± standard deviation over {seeds} "
@@ -350,6 +352,6 @@ def plot_curves(record: dict[str, Any], path: Path) -> None:
     ax.set_yscale("log")
     ax.set_xlabel("epoch")
     ax.set_ylabel(record["curve_metric"].replace("_", " "))
-    ax.set_title(f"{record['title']} ({record['scale']} scale)", fontsize=9)
+    ax.set_title(textwrap.fill(f"{record['title']} ({record['scale']} scale)", 70), fontsize=9)
     ax.legend()
     save_figure(fig, path)
