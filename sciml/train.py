@@ -65,10 +65,11 @@ class RestoredRun:
     state: dict
 
 
-def restore_run(run_dir: str | Path, checkpoint: str = "last") -> RestoredRun:
+def restore_run(run_dir: str | Path, checkpoint: str = "last", base_dir: Path | None = None) -> RestoredRun:
     """A finished run's model (the :class:`~sciml.models.wrappers.Normalized` operator it trained, on the
     CPU, in eval mode) with its weights from ``checkpoint`` (``"last"`` or ``"best"``; ``last.pt`` when the
-    run has no ``best.pt``), its config and its data.
+    run has no ``best.pt``), its config and its data (a relative data path or recipe is resolved against
+    ``base_dir``, default the working directory).
 
     Raises :class:`~sciml.training.checkpoint.CheckpointError` when the weights do not fit the config.
     """
@@ -80,7 +81,7 @@ def restore_run(run_dir: str | Path, checkpoint: str = "last") -> RestoredRun:
     if not path.exists():
         path = run_dir / "checkpoints" / "last.pt"
     state = load_checkpoint(path)
-    bundle = build_data(config.data, path=resolve_data_path(config.data))
+    bundle = build_data(config.data, path=resolve_data_path(config.data, base_dir))
     model = build_operator(config, bundle)
     try:
         model.load_state_dict(state["model"])

@@ -35,26 +35,13 @@ from sciml.datasets.generate import make_solver as recipe_solver
 from sciml.datasets.recipes import Recipe
 from sciml.finetune.spectral_refiner import ALPHA, refine, trajectory_residual
 from sciml.solvers.navier_stokes import NavierStokes2D
-from sciml.train import build_operator, run
-from sciml.training.checkpoint import load_checkpoint
+from sciml.train import restore_run, run
 from sciml.training.config import RunConfig, load_config
-from sciml.training.data import DataBundle, build_data
+from sciml.training.data import DataBundle
 
 logger = logging.getLogger("bench_spectral_refiner")
 ROOT = Path(__file__).resolve().parents[1]
 QUICK_MODEL = ["model.width=8", "model.n_layers=2", "model.modes=8", "model.modes_t=2", "data.train=0.25"]
-
-
-def load_run(run_dir: Path, checkpoint: str = "best") -> tuple[torch.nn.Module, RunConfig, DataBundle]:
-    """The trained model (with its normalization), the resolved config and the data of a run directory."""
-    config = load_config(run_dir / "config.yaml")
-    data = build_data(config.data, base_dir=ROOT)
-    model = build_operator(config, data)
-    path = run_dir / "checkpoints" / f"{checkpoint}.pt"
-    if not path.exists():
-        path = run_dir / "checkpoints" / "last.pt"
-    model.load_state_dict(load_checkpoint(path)["model"])
-    return model.eval(), config, data
 
 
 def make_solver(config: RunConfig, data: DataBundle, dt: float) -> NavierStokes2D:
@@ -225,7 +212,8 @@ def main(argv: list[str] | None = None) -> dict:
             run_dir, trained_here = Path(tmp) / config.name, True
             run(config, run_dir=run_dir, base_dir=ROOT)
         train_seconds = time.perf_counter() - start
-        model, config, data = load_run(run_dir)
+        restored = restore_run(run_dir, "best", base_dir=ROOT)
+        model, config, data = restored.model, restored.config, restored.data
     frame_dt = data.metadata.dt
     solver = make_solver(config, data, args.solver_dt)
     x, y, indices = test_windows(data, args.samples)
