@@ -175,6 +175,9 @@ def reproduce(
             report = json.loads((run_dir / "report" / "metrics.json").read_text())
             run = restore_run(run_dir)
             measured = paper.measure(run, report, **scale.measure_options)
+            logger.info(
+                "%s seed %d: %s", side.label, seed, ", ".join(f"{k} {v:.4g}" for k, v in measured.items())
+            )
             for metric, value in measured.items():
                 per_side.setdefault(side.label, {}).setdefault(metric, []).append(float(value))
             curves.setdefault(side.label, []).append(
