@@ -45,7 +45,7 @@ def test_scaled_overrides_are_equal_for_both_sides_and_keep_the_schedule_shape(t
     paper = PAPERS["lsm"]
     scale = paper.scales["cpu"]
     recipe = tmp_path / "recipe.yaml"
-    by_side = {side.label: side_overrides(side, scale, 3, recipe, 500) for side in paper.sides}
+    by_side = {side.label: side_overrides(side, scale, 3, recipe) for side in paper.sides}
     for overrides in by_side.values():
         for common in scale.common:
             assert common in overrides

@@ -298,8 +298,7 @@ def render(doc: Path, results: Path, quick: bool = False, check: bool = False) -
             logger.error("%s has drifted from the records in %s:\n%s", doc, results, "".join(diff))
         return 1
     if current != result.text:
-        doc.parent.mkdir(parents=True, exist_ok=True)
-        write_text_atomically(doc, result.text)
+        write_text_atomically(doc, result.text)  # creates the folder when missing
         logger.info("rendered %s into %s", ", ".join(result.rendered) or "nothing", doc)
     else:
         logger.info("%s is up to date", doc)

@@ -101,8 +101,8 @@ class Paper:
     ``measure(run, report, **scale.measure_options)`` maps a finished training run (a
     :class:`sciml.train.RestoredRun`) and its report to ``{metric: float}``; ``metrics`` lists
     ``(metric, description)`` in the table's order; ``extra``, when given, measures something across sides
-    once per reproduction (e.g. an interleaved train-step timing) and returns it as
-    ``{side: {metric: float}}``.
+    once per reproduction on the first seed's run of every side (``{side: run}``, e.g. an interleaved
+    train-step timing) and returns it as ``{side: {metric: float}}``.
     """
 
     name: str
@@ -114,7 +114,7 @@ class Paper:
     published: tuple[Published, ...] = ()
     claims: tuple[Claim, ...] = ()
     curve_metric: str = "train_loss"
-    extra: Callable[[dict[str, list[Any]]], dict[str, dict[str, float]]] | None = None
+    extra: Callable[[dict[str, Any]], dict[str, dict[str, float]]] | None = None
     paper_budget: str = ""
 
 

@@ -27,6 +27,7 @@ from sciml.atomic import write_text_atomically
 from sciml.bench.record import environment, save_figure, write_record
 from sciml.errors import ConfigError
 from sciml.reproduce.protocol import ROOT, Paper, Scale, Side, merge
+from sciml.train import restore_run, run
 from sciml.training.config import load_config
 
 logger = logging.getLogger("sciml.reproduce")
@@ -70,9 +71,10 @@ def scaled_recipe(paper: Paper, scale: Scale, work: Path) -> Path:
     return path
 
 
-def side_overrides(side: Side, scale: Scale, seed: int, recipe: Path, paper_epochs: int) -> list[str]:
+def side_overrides(side: Side, scale: Scale, seed: int, recipe: Path) -> list[str]:
     """The ``section.key=value`` overrides that turn ``side``'s paper config into this scale's run."""
     data = yaml.safe_load(side.config_path.read_text())
+    paper_epochs = int(data["train"]["epochs"])
     overrides = [
         f"data.recipe={recipe}",
         f"train.seed={seed}",
@@ -93,17 +95,13 @@ def side_overrides(side: Side, scale: Scale, seed: int, recipe: Path, paper_epoc
 
 
 # ------------------------------------------------------------------------------------------ one run
-def _history(run_dir: Path) -> list[dict[str, Any]]:
-    path = run_dir / "metrics.jsonl"
-    return (
-        [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
-    )
+def run_folder(work: Path, side: Side, seed: int) -> Path:
+    """Where a side's run of one seed lives: ``work/<side>/seed<k>`` (spaces in the label become ``_``)."""
+    return work / side.label.replace(" ", "_") / f"seed{seed}"
 
 
 def train_side(side: Side, overrides: list[str], run_dir: Path) -> Path:
     """Train one side (or reuse a finished run of the same config; continue a killed one)."""
-    from sciml.train import run
-
     config = load_config(side.config_path, overrides)
     config.train.resume = "auto"
     config.train.name = None
@@ -159,15 +157,12 @@ def reproduce(
     start = time.perf_counter()
     per_side: dict[str, dict[str, list[float]]] = {}
     curves: dict[str, list[list[float]]] = {}
-    restored: dict[str, list[Any]] = {}
+    first_runs: dict[str, Any] = {}
     sides: dict[str, Any] = {}
-    from sciml.train import restore_run
-
     for side in paper.sides:
-        paper_epochs = int(yaml.safe_load(side.config_path.read_text())["train"]["epochs"])
         for k, seed in enumerate(chosen):
-            overrides = side_overrides(side, scale, seed, recipe, paper_epochs)
-            run_dir = work / side.label.replace(" ", "_") / f"seed{seed}"
+            overrides = side_overrides(side, scale, seed, recipe)
+            run_dir = run_folder(work, side, seed)
             logger.info(
                 "%s %s: %s, seed %d (%d/%d)", paper.name, scale.name, side.label, seed, k + 1, len(chosen)
             )
@@ -180,15 +175,14 @@ def reproduce(
             )
             for metric, value in measured.items():
                 per_side.setdefault(side.label, {}).setdefault(metric, []).append(float(value))
-            curves.setdefault(side.label, []).append(
-                [float(h[paper.curve_metric]) for h in _history(run_dir)]
-            )
-            restored.setdefault(side.label, []).append(run)
+            history = run.state.get("history", [])  # the checkpoint's epochs (metrics.jsonl is made from it)
+            curves.setdefault(side.label, []).append([float(h[paper.curve_metric]) for h in history])
+            first_runs.setdefault(side.label, run)
             overrides_text = [o for o in overrides if not o.startswith(("train.seed=", "data.recipe="))]
             sides[side.label] = {"config": side.config, "overrides": overrides_text}
     summary = {label: {m: _summary(v) for m, v in metrics.items()} for label, metrics in per_side.items()}
     if paper.extra is not None:
-        for label, metrics in paper.extra(restored).items():
+        for label, metrics in paper.extra(first_runs).items():
             for metric, value in metrics.items():
                 summary[label][metric] = _summary([float(value)])
     claims = []
@@ -215,6 +209,10 @@ def reproduce(
         "curve_metric": paper.curve_metric,
         "curves": curves,
     }
+    if zoo is not None:
+        record["zoo"] = export_to_zoo(
+            paper, scale, work, chosen[0], zoo, record["command"], zoo_test_trajectories
+        )
     out = out or work / f"{paper.name}_{scale.name}.json"
     record["figure"] = out.with_suffix(".png").name
     record["record"] = out.name
@@ -222,10 +220,6 @@ def reproduce(
     write_text_atomically(out.with_suffix(".md"), markdown(record) + "\n")
     plot_curves(record, out.with_suffix(".png"))
     logger.info("%s %s: %.1f min, record %s", paper.name, scale.name, record["minutes"], out)
-    if zoo is not None:
-        record["zoo"] = export_to_zoo(
-            paper, scale, work, chosen[0], zoo, record["command"], zoo_test_trajectories
-        )
     return record
 
 
@@ -251,9 +245,8 @@ def export_to_zoo(
             f"{side.label} of the {paper.name} reproduction ({paper.title}), {scale.name} scale, seed "
             f"{seed}: {side.config} with the paper's protocol. {scale.note}"
         )
-        run_dir = work / side.label.replace(" ", "_") / f"seed{seed}"
         export_run(
-            run_dir,
+            run_folder(work, side, seed),
             name,
             out=zoo,
             description=description,

@@ -8,7 +8,6 @@ and the error of every predicted frame is reported and plotted.
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -18,8 +17,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from sciml.atomic import write_text_atomically
-from sciml.bench.record import environment
+from sciml.bench.record import environment, write_record
 from sciml.errors import ConfigError
 from sciml.metrics import rollout_errors, scalar_spectrum, sobolev_error_for
 from sciml.training.config import RunConfig
@@ -167,7 +165,7 @@ def write_report(
             channel_indices(data.metadata, config.data.fields),
         )
         results["rollout_l2"] = curves.mean(0).tolist()
-    _write_json(report_dir / "metrics.json", results)
+    write_record(report_dir / "metrics.json", results)
     if config.eval.plots:
         from sciml.training.plots import plot_example, plot_losses, plot_rollout, plot_spectra
 
@@ -188,7 +186,3 @@ def write_report(
         report_dir,
     )
     return results
-
-
-def _write_json(path: Path, payload: dict) -> None:
-    write_text_atomically(path, json.dumps(payload, indent=2))
