@@ -192,3 +192,29 @@ def test_zoo_export_of_a_reproduction_states_protocol_and_scale(tmp_path, monkey
     card = (zoo / "t1_t1_smoke" / "README.md").read_text()
     assert "smoke scale" in card and "configs/paper/t1_ns_v1e-3.yaml" in card
     assert model.config["training"]["command"].startswith("python -m sciml.reproduce t1")
+
+
+def test_measures_are_cached_beside_the_run_and_redone_when_it_changes(tmp_path):
+    from types import SimpleNamespace
+
+    from sciml.reproduce.runner import MEASURES_FILE, measure_side
+
+    calls: list[int] = []
+
+    def measure(run, report, factor=1.0):
+        calls.append(1)
+        return {"error": report["error"] * factor}
+
+    paper = SimpleNamespace(name="fake", measure=measure)
+    scale = SimpleNamespace(measure_options={"factor": 2.0})
+    run_dir = tmp_path / "run"
+    (run_dir / "report").mkdir(parents=True)
+    (run_dir / "report" / "metrics.json").write_text('{"error": 0.25}')
+    assert measure_side(paper, scale, None, run_dir, {"error": 0.25}) == {"error": 0.5}
+    assert measure_side(paper, scale, None, run_dir, {"error": 0.25}) == {"error": 0.5}
+    assert len(calls) == 1 and (run_dir / "report" / MEASURES_FILE).exists()
+    (run_dir / "report" / "metrics.json").write_text('{"error": 0.5}')  # the run was trained again
+    assert measure_side(paper, scale, None, run_dir, {"error": 0.5}) == {"error": 1.0}
+    other = SimpleNamespace(measure_options={"factor": 3.0})  # other options: measured again
+    assert measure_side(paper, other, None, run_dir, {"error": 0.5}) == {"error": 1.5}
+    assert len(calls) == 3

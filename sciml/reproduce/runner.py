@@ -119,6 +119,38 @@ def train_side(side: Side, overrides: list[str], run_dir: Path) -> Path:
     return run(config, run_dir)
 
 
+MEASURES_FILE = "reproduce_measures.json"
+"""Beside a run's report: its measured figures, keyed by what they depend on (reused on a rerun)."""
+
+
+def measure_side(
+    paper: Paper, scale: Scale, run: Any, run_dir: Path, report: dict[str, Any]
+) -> dict[str, float]:
+    """``paper.measure`` of one finished run, cached in ``run_dir/report/`` under a key of the paper, the
+    measure options and the hash of the run's final report, so that an interrupted reproduction does not
+    repeat an expensive measurement (the refiner's takes minutes) and a retrained run is measured again."""
+    import hashlib
+
+    report_path = run_dir / "report" / "metrics.json"
+    key = {
+        "paper": paper.name,
+        "options": {k: scale.measure_options[k] for k in sorted(scale.measure_options)},
+        "report_sha256": hashlib.sha256(report_path.read_bytes()).hexdigest(),
+    }
+    cache = run_dir / "report" / MEASURES_FILE
+    if cache.exists():
+        try:
+            saved = json.loads(cache.read_text())
+        except json.JSONDecodeError:
+            saved = {}
+        if saved.get("key") == key:
+            logger.info("reusing the measures of %s", run_dir)
+            return {k: float(v) for k, v in saved["measured"].items()}
+    measured = {k: float(v) for k, v in paper.measure(run, report, **scale.measure_options).items()}
+    write_text_atomically(cache, json.dumps({"key": key, "measured": measured}, indent=1) + "\n")
+    return measured
+
+
 def _summary(values: list[float]) -> dict[str, Any]:
     finite = [v for v in values if v is not None and math.isfinite(v)]
     return {
@@ -169,7 +201,7 @@ def reproduce(
             train_side(side, overrides, run_dir)
             report = json.loads((run_dir / "report" / "metrics.json").read_text())
             run = restore_run(run_dir)
-            measured = paper.measure(run, report, **scale.measure_options)
+            measured = measure_side(paper, scale, run, run_dir, report)
             logger.info(
                 "%s seed %d: %s", side.label, seed, ", ".join(f"{k} {v:.4g}" for k, v in measured.items())
             )
