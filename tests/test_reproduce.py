@@ -218,3 +218,21 @@ def test_measures_are_cached_beside_the_run_and_redone_when_it_changes(tmp_path)
     other = SimpleNamespace(measure_options={"factor": 3.0})  # other options: measured again
     assert measure_side(paper, other, None, run_dir, {"error": 0.5}) == {"error": 1.5}
     assert len(calls) == 3
+
+
+def test_a_side_two_comparisons_share_is_trained_once(tmp_path, monkeypatch, caplog):
+    # the TFNO side of the MG-TFNO comparison is the TFNO comparison's TFNO: same config, same recipe content
+    monkeypatch.chdir(tmp_path)
+    root = tmp_path / "reproduce"
+    assert main(["tfno", "--quick", "--work", str(root / "tfno" / "smoke")]) == 0
+    with caplog.at_level("INFO", logger="sciml.reproduce"):
+        assert main(["mg_tfno", "--quick", "--work", str(root / "mg_tfno" / "smoke")]) == 0
+    assert "reusing the finished run" in caplog.text
+    first, copied = (root / paper / "smoke" / "TFNO" / "seed0" for paper in ("tfno", "mg_tfno"))
+    assert json.loads((copied / "report" / "metrics.json").read_text()) == json.loads(
+        (first / "report" / "metrics.json").read_text()
+    )
+    saved = yaml.safe_load((copied / "config.yaml").read_text())
+    assert saved["data"]["recipe"] == str(root / "mg_tfno" / "smoke" / "recipe.yaml")  # its own work's recipe
+    # the MG sides were trained (no equal run anywhere)
+    assert (root / "mg_tfno" / "smoke" / "MG-TFNO_1_level" / "seed0" / "report" / "metrics.json").exists()

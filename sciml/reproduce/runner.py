@@ -13,9 +13,12 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
+import shutil
 import statistics
 import textwrap
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +28,7 @@ from matplotlib.figure import Figure
 
 from sciml.atomic import write_text_atomically
 from sciml.bench.record import environment, save_figure, write_record
-from sciml.errors import ConfigError
+from sciml.errors import ConfigError, SciMLError
 from sciml.reproduce.protocol import ROOT, Paper, Scale, Side, merge
 from sciml.train import restore_run, run
 from sciml.training.config import load_config
@@ -100,12 +103,54 @@ def run_folder(work: Path, side: Side, seed: int) -> Path:
     return work / side.label.replace(" ", "_") / f"seed{seed}"
 
 
-def train_side(side: Side, overrides: list[str], run_dir: Path) -> Path:
-    """Train one side (or reuse a finished run of the same config; continue a killed one)."""
+def _comparable(config: Any) -> dict[str, Any]:
+    """A run config as a dict whose data recipe is the recipe's content, not its path (two reproductions
+    write the same scaled recipe into their own work folders)."""
+    tree = config.to_dict()
+    tree["train"]["resume"] = None
+    recipe = Path(str(tree["data"].get("recipe") or ""))
+    if recipe.is_file():
+        tree["data"]["recipe"] = yaml.safe_load(recipe.read_text())
+    return tree
+
+
+def equal_finished_run(config: Any, candidates: Iterable[Path]) -> Path | None:
+    """The first of ``candidates`` (run folders) that finished a run of the same config on the same recipe
+    content, or None."""
+    wanted = _comparable(config)
+    for folder in candidates:
+        saved = folder / "config.yaml"
+        if not saved.is_file() or not (folder / "report" / "metrics.json").is_file():
+            continue
+        try:
+            old = load_config(saved)
+        except SciMLError:
+            continue
+        if _comparable(old) == wanted:
+            return folder
+    return None
+
+
+def train_side(side: Side, overrides: list[str], run_dir: Path, elsewhere: Iterable[Path] = ()) -> Path:
+    """Train one side (or reuse a finished run of the same config; continue a killed one).
+
+    ``elsewhere``: run folders of other reproductions; a finished one of the same config (e.g. the TFNO side
+    that the TFNO and the MG-TFNO comparisons share) is copied into ``run_dir`` instead of training again.
+    """
     config = load_config(side.config_path, overrides)
     config.train.resume = "auto"
     config.train.name = None
     saved = run_dir / "config.yaml"
+    if not saved.exists():
+        found = equal_finished_run(config, elsewhere)
+        if found is not None:
+            logger.info("reusing the finished run %s of the same config", found)
+            staging = run_dir.with_name(f".{run_dir.name}.copy-{os.getpid()}")
+            shutil.rmtree(staging, ignore_errors=True)
+            shutil.copytree(found, staging)
+            run_dir.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staging, run_dir)
+            write_text_atomically(run_dir / "config.yaml", config.to_yaml())  # its recipe path: this work's
     if saved.exists():
         old = load_config(saved)
         old.train.resume = config.train.resume
@@ -198,7 +243,14 @@ def reproduce(
             logger.info(
                 "%s %s: %s, seed %d (%d/%d)", paper.name, scale.name, side.label, seed, k + 1, len(chosen)
             )
-            train_side(side, overrides, run_dir)
+            elsewhere = [
+                folder
+                for folder in sorted(
+                    work.parent.parent.glob(f"*/{scale.name}/{run_dir.parent.name}/{run_dir.name}")
+                )
+                if folder.resolve() != run_dir.resolve()
+            ]
+            train_side(side, overrides, run_dir, elsewhere)
             report = json.loads((run_dir / "report" / "metrics.json").read_text())
             run = restore_run(run_dir)
             measured = measure_side(paper, scale, run, run_dir, report)
