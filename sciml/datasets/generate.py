@@ -31,6 +31,7 @@ from sciml.datasets.recipes import Recipe
 from sciml.datasets.resample import fourier_resample
 from sciml.datasets.writers.base import output_lock, remove_stale_temporaries
 from sciml.errors import ConfigError
+from sciml.progress import progress_disable
 from sciml.solvers.navier_stokes import NavierStokes2D, gaussian_random_field
 
 logger = logging.getLogger(__name__)
@@ -166,7 +167,7 @@ def generate(
         seed: override the recipe's seed (e.g. a fresh test set).
         first_index: the file holds trajectories ``first_index ...`` of the recipe (each trajectory depends
             only on the seed and its index, so a subset can be regenerated alone).
-        progress: show a tqdm progress bar.
+        progress: show a tqdm progress bar (on a terminal only: :mod:`sciml.progress`).
         reuse_existing: when the output exists once the lock is held (e.g. another process finished it
             while this one waited), return it without solving again. Otherwise it is replaced.
     """
@@ -216,7 +217,7 @@ def _solve_and_write(
     steps_per_trajectory = round((o.warmup + o.t_final) / solver.dt)
     bar = tqdm(
         total=recipe.n_trajectories * steps_per_trajectory,
-        disable=not progress,
+        disable=progress_disable(progress),
         unit="traj-step",
         unit_scale=True,
         desc=f"generate {recipe.name}",

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from sciml.errors import ConfigError, SolverError
+from sciml.progress import progress_disable
 from sciml.solvers.gp_problem import CollocationGrid, Operator
 from sciml.solvers.gp_solution import GPSolution
 
@@ -117,7 +118,7 @@ def _progress_bar(total: int, enabled: bool):
         from tqdm.auto import tqdm
     except ImportError:  # pragma: no cover - tqdm is a dependency
         return None
-    return tqdm(total=total, desc="GP-HM", leave=False)
+    return tqdm(total=total, desc="GP-HM", leave=False, disable=progress_disable())
 
 
 class _FitRun:

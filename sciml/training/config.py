@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import re
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -30,6 +31,8 @@ LossName = Literal["l2", "h1", "h-1", "mse", "spectral"]
 AmpMode = Literal["auto", "bf16", "fp16", "none"]
 ResumeMode = Literal["never", "auto", "must"]
 UnrollGradient = Literal["all", "last"]
+LoggerName = Literal["jsonl", "csv", "tensorboard", "wandb", "mlflow"]
+WandbMode = Literal["online", "offline", "disabled"]
 
 RUN_LENGTH_SCHEDULES: tuple[SchedulerName, ...] = ("cosine", "onecycle")
 """Schedules that span the whole run (``train.epochs`` times the optimizer steps of an epoch)."""
@@ -151,6 +154,16 @@ class TrainConfig:
     epoch that improves ``checkpoint_metric`` (``best.pt`` is then a copy of it).
     ``ddp_timeout_s``: under DDP, the longest a collective may wait for the other ranks before the job
     stops with a message naming the ranks that stalled.
+    ``progress``: allow the per-epoch progress bar; it is drawn only when stderr is a terminal unless
+    ``$SCIML_PROGRESS`` is ``always`` (:mod:`sciml.progress`).
+
+    ``loggers``: where the per-epoch metrics go (:mod:`sciml.training.loggers`): ``jsonl``
+    (``metrics.jsonl``, the default), ``csv`` (``metrics.csv``), ``tensorboard`` (``tensorboard/``),
+    ``wandb`` (Weights & Biases; its files in ``wandb/``; ``wandb_mode`` else ``$WANDB_MODE`` picks
+    online or offline; ``wandb_project`` else ``$WANDB_PROJECT`` else ``sciml``) and ``mlflow``
+    (``mlflow_tracking_uri`` else ``$MLFLOW_TRACKING_URI`` else a file store ``mlruns/`` in the run
+    folder; ``mlflow_experiment`` else the config's name). Both trackers name the run after its folder.
+    ``tensorboard: true`` is kept for older configs: it adds ``tensorboard`` to ``loggers``.
     """
 
     epochs: int = 10
@@ -170,9 +183,15 @@ class TrainConfig:
     unroll: int = 1
     unroll_gradient: UnrollGradient = "all"
     ddp_timeout_s: float = 600.0
+    loggers: list[LoggerName] = field(default_factory=lambda: ["jsonl"])
+    wandb_project: str | None = None
+    wandb_mode: WandbMode | None = None
+    mlflow_tracking_uri: str | None = None
+    mlflow_experiment: str | None = None
 
     def __post_init__(self) -> None:
         check_choices(self, "train")
+        self._check_loggers()
         if not self.ddp_timeout_s > 0:
             raise ConfigError(f"train.ddp_timeout_s must be > 0 seconds, got {self.ddp_timeout_s!r}")
         if not isinstance(self.device, str) or not DEVICE_NAME.fullmatch(self.device):
@@ -190,6 +209,25 @@ class TrainConfig:
             raise ConfigError(
                 "train.unroll > 1 feeds physical predictions back; it cannot use loss: spectral"
             )
+
+    def _check_loggers(self) -> None:
+        """``loggers``: a list of known logger names, each once; ``tensorboard: true`` adds tensorboard."""
+        known = typing.get_args(LoggerName)
+        if not isinstance(self.loggers, list | tuple):
+            raise ConfigError(
+                f"train.loggers: expected a list of logger names ({', '.join(known)}), found {self.loggers!r}"
+            )
+        for name in self.loggers:
+            if name not in known:
+                raise ConfigError(
+                    f"train.loggers: {name!r} is not a logger; known loggers: {', '.join(known)}"
+                )
+        repeated = sorted({name for name in self.loggers if self.loggers.count(name) > 1})
+        if repeated:
+            raise ConfigError(f"train.loggers: {', '.join(repeated)} listed more than once")
+        self.loggers = list(self.loggers)
+        if self.tensorboard and "tensorboard" not in self.loggers:
+            self.loggers.append("tensorboard")
 
 
 @dataclass
@@ -273,6 +311,11 @@ RESUME_MAY_CHANGE = (
     "train.progress",
     "train.deterministic",
     "train.ddp_timeout_s",
+    "train.loggers",
+    "train.wandb_project",
+    "train.wandb_mode",
+    "train.mlflow_tracking_uri",
+    "train.mlflow_experiment",
     "data.num_workers",
     "eval",
 )

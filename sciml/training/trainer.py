@@ -10,16 +10,15 @@ from the same state, so it ends with the same weights as an uninterrupted run (o
 
 An epoch is committed by one rename: that of ``checkpoints/last.pt``, which holds the epoch's state, the
 metrics history and which epoch is the best. ``best.pt`` (a copy of the best epoch's ``last.pt``) and
-``metrics.jsonl`` are written after it and derived from it: a resume rewrites them from the committed
-``last.pt`` and deletes temporary files left by a killed write, so wherever a kill lands, the resumed run
-ends with the files of an uninterrupted one. An epoch whose losses or weights are not finite is never
-written.
+the metrics of ``train.loggers`` (``metrics.jsonl`` by default: :mod:`sciml.training.loggers`) are written
+after it and derived from it: a resume rewrites them from the committed ``last.pt`` and deletes temporary
+files left by a killed write, so wherever a kill lands, the resumed run ends with the files of an
+uninterrupted one. An epoch whose losses or weights are not finite is never written.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
 import time
@@ -33,10 +32,10 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
-from sciml.atomic import write_text_atomically
 from sciml.errors import ConfigError, SciMLError
 from sciml.metrics import SobolevLoss, metadata_options, sobolev_error
 from sciml.models.registry import SpectralLossModel, spectral_layer_types
+from sciml.progress import progress_disable
 from sciml.training.checkpoint import (
     CheckpointError,
     copy_checkpoint,
@@ -59,6 +58,7 @@ from sciml.training.config import (
     resume_conflicts,
 )
 from sciml.training.distributed import DistributedContext, all_reduce_sum, report_progress, resolve_device
+from sciml.training.loggers import LOGGER_FILES, RunLoggers, check_logger_packages
 from sciml.training.rollout import rollout
 from sciml.training.sampler import EpochSampler
 
@@ -228,7 +228,7 @@ class Trainer:
         model: the operator (already built; the caller seeds torch before building it).
         config: the resolved run config (optim, train sections are used here).
         train_set, valid_set: datasets of ``{"x", "y"}`` dicts.
-        run_dir: where checkpoints and the metrics log go (``None``: nothing written).
+        run_dir: where checkpoints and the metrics of ``train.loggers`` go (``None``: nothing written).
         context: distributed context (default: single process on ``config.train.device``).
         metadata: the dataset's metadata (box lengths and periodicity for the Sobolev losses and errors;
             default: a periodic unit box).
@@ -251,6 +251,8 @@ class Trainer:
         self.context = context or DistributedContext(device=resolve_device(t.device))
         self.device = self.context.device
         self.run_dir = Path(run_dir) if run_dir is not None else None
+        if self.run_dir is not None:  # a missing logger package is refused before anything is written
+            check_logger_packages(t.loggers)
         self.geometry = metadata_options(metadata, 4) if metadata is not None else {}
         if t.deterministic:
             torch.backends.cudnn.deterministic = True
@@ -411,7 +413,7 @@ class Trainer:
             raise CheckpointError(f"{path}: holds non-finite weights (NaN or inf); cannot resume from it")
 
     def _commit_epoch(self, improved: bool) -> None:
-        """Write the finished epoch: ``last.pt`` (the commit), then ``best.pt`` and ``metrics.jsonl``.
+        """Write the finished epoch's checkpoints: ``last.pt`` (the commit), then ``best.pt``.
 
         ``last.pt`` is written every ``train.checkpoint_every`` epochs, at the last epoch and whenever the
         epoch is the best so far; ``best.pt`` is then a byte copy of it. Rank 0 writes.
@@ -425,21 +427,19 @@ class Trainer:
                 if improved:
                     copy_checkpoint(last, self.checkpoint_dir / "best.pt")
             self.committed = (last, self.epoch)
-        self._write_log()
 
     def _repair_run_dir(self) -> None:
-        """Delete temporary files of killed writes; after a resume, rewrite what the committed ``last.pt``
-        implies: ``best.pt`` when its epoch was the best, and ``metrics.jsonl`` from its history."""
+        """Delete temporary files of killed writes; after a resume, rewrite ``best.pt`` when the committed
+        ``last.pt`` was the best epoch (the loggers rewrite their files from its history when they start)."""
         if self.run_dir is None or self.checkpoint_dir is None or not self.context.is_main:
             return
         remove_stray_temporaries(self.checkpoint_dir, ["last.pt", "best.pt"])
-        remove_stray_temporaries(self.run_dir, ["metrics.jsonl", "config.yaml"])
+        remove_stray_temporaries(self.run_dir, [*LOGGER_FILES, "config.yaml"])
         if not self._repair_pending:
             return
         self._repair_pending = False
         if self.best_epoch == self.epoch > 0:
             copy_checkpoint(self.checkpoint_dir / "last.pt", self.checkpoint_dir / "best.pt")
-        self._write_log()
 
     def _last_good_checkpoint(self) -> str:
         """A sentence naming the last checkpoint written (finite, it exists), or saying there is none."""
@@ -456,50 +456,53 @@ class Trainer:
         if not self._resume_attempted:
             self.try_resume()
         self._repair_run_dir()
-        board = self._tensorboard()
-        total = self.config.train.epochs
-        while self.epoch < total:
-            started = time.perf_counter()
-            train_stats = self.train_epoch()
-            seconds = time.perf_counter() - started
-            self.train_seconds += seconds
-            row = {"epoch": self.epoch + 1, "step": self.step, **train_stats, "epoch_seconds": seconds}
-            if self.valid_set is not None:
-                row.update(self.validate())
-            self._check_epoch_finite(row)
-            self.epoch += 1
-            self.history.append(row)
-            metric = row.get(self.config.train.checkpoint_metric)
-            improved = metric is not None and metric < self.best
-            if improved:
-                self.best, self.best_epoch = metric, self.epoch
-            self._commit_epoch(improved)
-            if board is not None:
-                for key, value in row.items():
-                    if key != "epoch" and isinstance(value, int | float):
-                        board.add_scalar(key, value, self.epoch)
-            logger.info(
-                "epoch %d/%d  %s",
-                self.epoch,
-                total,
-                "  ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch"),
-            )
-        if board is not None:
-            board.close()
+        run_loggers = self._start_loggers()
+        failed = True
+        try:
+            total = self.config.train.epochs
+            while self.epoch < total:
+                row = self._run_epoch()
+                if run_loggers is not None:
+                    run_loggers.log_metrics(row, self.epoch)
+                logger.info(
+                    "epoch %d/%d  %s",
+                    self.epoch,
+                    total,
+                    "  ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch"),
+                )
+            failed = False
+        finally:
+            if run_loggers is not None:
+                run_loggers.close(failed)
         return self.history
 
-    def _tensorboard(self) -> Any:
-        """A TensorBoard writer into ``run_dir/tensorboard`` when asked for and installed (rank 0 only)."""
-        if not self.config.train.tensorboard or self.run_dir is None or not self.context.is_main:
+    def _run_epoch(self) -> dict[str, Any]:
+        """Train and validate one epoch, then commit it; returns its row of the history."""
+        started = time.perf_counter()
+        train_stats = self.train_epoch()
+        seconds = time.perf_counter() - started
+        self.train_seconds += seconds
+        row = {"epoch": self.epoch + 1, "step": self.step, **train_stats, "epoch_seconds": seconds}
+        if self.valid_set is not None:
+            row.update(self.validate())
+        self._check_epoch_finite(row)
+        self.epoch += 1
+        self.history.append(row)
+        metric = row.get(self.config.train.checkpoint_metric)
+        improved = metric is not None and metric < self.best
+        if improved:
+            self.best, self.best_epoch = metric, self.epoch
+        self._commit_epoch(improved)
+        return row
+
+    def _start_loggers(self) -> RunLoggers | None:
+        """The ``train.loggers`` of this run (rank 0 with a run directory only), started with the config
+        and the committed history (a resumed run's loggers end with each epoch once)."""
+        if self.run_dir is None or not self.context.is_main:
             return None
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:
-            logger.warning(
-                "train.tensorboard is set but tensorboard is not installed (pip install tensorboard)"
-            )
-            return None
-        return SummaryWriter(log_dir=str(self.run_dir / "tensorboard"))
+        run_loggers = RunLoggers(self.config, self.run_dir)
+        run_loggers.start(self.config.to_dict(), self.history)
+        return run_loggers
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.amp_dtype is None:
@@ -518,7 +521,7 @@ class Trainer:
         bar = tqdm(
             self.loader,
             desc=f"epoch {self.epoch + 1}",
-            disable=not (self.config.train.progress and self.context.is_main),
+            disable=progress_disable(self.config.train.progress and self.context.is_main),
             leave=False,
         )
         self.optimizer.zero_grad(set_to_none=True)
@@ -545,7 +548,7 @@ class Trainer:
             loss_sum += loss.detach().double()
             n_batches += 1
             n_samples += x.shape[0]
-            if bar.disable is False and i % 10 == 0:
+            if not bar.disable and i % 10 == 0:
                 bar.set_postfix(loss=f"{loss.item():.4g}")
         if self.scheduler is not None and not self.scheduler_per_step:
             self.scheduler.step()
@@ -652,10 +655,3 @@ class Trainer:
         sums = torch.stack([total, torch.tensor(float(count), dtype=torch.float64, device=self.device)])
         total, count = all_reduce_sum(sums, self.context).tolist()
         return {"valid_l2": total / max(count, 1.0)}
-
-    def _write_log(self) -> None:
-        """Rewrite ``metrics.jsonl`` from the history (consistent with the checkpoint after a resume)."""
-        if self.run_dir is None or not self.context.is_main:
-            return
-        text = "".join(json.dumps(row) + "\n" for row in self.history)
-        write_text_atomically(self.run_dir / "metrics.jsonl", text)
