@@ -141,10 +141,55 @@ def run(config: RunConfig, run_dir: Path | None = None, base_dir: Path | None = 
         if context.is_main:
             from sciml.training.report import write_report
 
-            write_report(run_dir, trainer.raw_model, config, data, trainer)
+            before = _file_versions(run_dir / "report")
+            results = write_report(run_dir, trainer.raw_model, config, data, trainer)
+            after = _file_versions(run_dir / "report")
+            written = sorted(path for path, version in after.items() if before.get(path) != version)
+            logger.info("%s", run_summary(config, run_dir, results, written))
         return run_dir
     finally:
         teardown()
+
+
+def _file_versions(folder: Path) -> dict[Path, tuple[int, int]]:
+    """Inode and modification time of each file in ``folder``: a file written anew changes them."""
+    if not folder.is_dir():
+        return {}
+    return {
+        path: (path.stat().st_ino, path.stat().st_mtime_ns) for path in folder.iterdir() if path.is_file()
+    }
+
+
+def describe_test_errors(results: dict) -> list[str]:
+    """One line per evaluated resolution of a report's ``results``: the training resolution, then each
+    zero-shot one with how its test data were made."""
+    lines = []
+    for resolution, errors in results["test"].items():
+        how = f"zero-shot, {errors['source']}" if "source" in errors else "training resolution"
+        lines.append(
+            f"  test @{resolution} ({how}): rel L2 {errors['l2']['mean']:.4g}  H1 {errors['h1']['mean']:.4g}"
+            f"  H-1 {errors['h-1']['mean']:.4g}  ({errors['n_samples']} samples)"
+        )
+    return lines
+
+
+def run_summary(config: RunConfig, run_dir: Path, results: dict, written: list[Path]) -> str:
+    """The end-of-run summary: the run folder, the test errors at every evaluated resolution (the training
+    one first, then the zero-shot ones with how their data were made) and the files the report wrote."""
+    lines = [f"{config.name} finished: run folder {run_dir}", *describe_test_errors(results)]
+    if results.get("rollout_l2"):
+        curve = results["rollout_l2"]
+        lines.append(
+            f"  rollout rel L2 over {len(curve)} predicted frames: {curve[0]:.4g} (first), "
+            f"{curve[-1]:.4g} (last)"
+        )
+    reports = [path for path in written if path.suffix != ".png"]
+    figures = [path for path in written if path.suffix == ".png"]
+    lines.append(f"  report: {', '.join(map(str, reports)) or 'none written'}")
+    lines.append(f"  figures: {', '.join(map(str, figures)) or 'none (eval.plots is off)'}")
+    checkpoints = sorted((run_dir / "checkpoints").glob("*.pt"))
+    lines.append(f"  checkpoints: {', '.join(map(str, checkpoints))}")
+    return "\n".join(lines)
 
 
 def _first_missing_folder(path: Path) -> Path | None:
@@ -172,8 +217,7 @@ def main(argv: list[str] | None = None) -> int:
             config.train.resume = "auto"
             if args.run_dir is None and config.train.run_dir is None and config.train.name is None:
                 raise SciMLError("--resume needs the run to continue: give --run-dir or train.name")
-        run_dir = run(config, Path(args.run_dir) if args.run_dir else None)
-        logger.info("run directory: %s", run_dir)
+        run(config, Path(args.run_dir) if args.run_dir else None)
     except SciMLError as err:
         logger.error("%s", err)
         return 2

@@ -16,13 +16,14 @@ import functools
 import json
 import logging
 import statistics
+import sys
 import tempfile
 from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader
 
-from sciml.bench.record import environment, write_record
+from sciml.bench.record import environment, output_path, run_script, write_record
 from sciml.bench.render import num, para, provenance, table
 from sciml.bench.timing import seconds_per_call
 from sciml.train import build_operator, run
@@ -87,8 +88,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument(
         "--quick", action="store_true", help="2 epochs: checks the pipeline, compares nothing"
     )
-    parser.add_argument("--out", default="solvers/results/families.json")
+    parser.add_argument("--out", help="JSON record (default solvers/results[/quick]/families.json)")
     args = parser.parse_args(argv)
+    out = output_path(args.out, "families.json", args.quick)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     epochs = 2 if args.quick else args.epochs
     if args.configs is None:
@@ -136,9 +138,9 @@ def main(argv: list[str] | None = None) -> dict:
         "epochs": epochs,
         "rows": rows,
     }
-    write_record(args.out, result)
+    write_record(out, result)
     return result
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_script(main))

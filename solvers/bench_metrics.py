@@ -32,7 +32,7 @@ from pathlib import Path
 
 import torch
 
-from sciml.bench.record import bar_chart, environment, write_record
+from sciml.bench.record import bar_chart, environment, output_path, run_script, write_record
 from sciml.bench.render import num, para, provenance, table
 from sciml.bench.timing import interleaved_times
 from sciml.metrics import sobolev_error, sobolev_norm
@@ -171,8 +171,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--channels", type=int, default=1)
     parser.add_argument("--resolution", type=int, default=None, help="grid side (default 512, quick 128)")
-    parser.add_argument("--out", default="solvers/results/metrics.json")
+    parser.add_argument("--out", help="JSON record (default solvers/results[/quick]/metrics.json)")
     args = parser.parse_args(argv)
+    out_path = output_path(args.out, "metrics.json", args.quick)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -201,11 +202,11 @@ def main(argv: list[str] | None = None) -> dict:
         "target": "sobolev_norm <= 2x one rfft2 of the batch; sobolev_error needs two rfft2 (floor 2x)",
         **row,
     }
-    out = write_record(args.out, result)
-    plot(result, Path(args.out).with_suffix(".png"))
+    out = write_record(out_path, result)
+    plot(result, out_path.with_suffix(".png"))
     logger.info(f"wrote {out}")
     return result
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_script(main))

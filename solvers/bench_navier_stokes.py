@@ -36,11 +36,12 @@ import itertools
 import logging
 import math
 import statistics
+import sys
 from pathlib import Path
 
 import torch
 
-from sciml.bench.record import environment, save_figure, write_record
+from sciml.bench.record import environment, output_path, run_script, save_figure, write_record
 from sciml.bench.render import met, num, provenance, sci, table
 from sciml.bench.timing import interleaved_times
 from sciml.solvers.navier_stokes import NavierStokes2D, gaussian_random_field
@@ -380,8 +381,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--quick", action="store_true", help="small grid and few repeats (< 1 minute)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
-    parser.add_argument("--out", default="solvers/results/navier_stokes.json")
+    parser.add_argument("--out", help="JSON record (default solvers/results[/quick]/navier_stokes.json)")
     args = parser.parse_args(argv)
+    out_path = output_path(args.out, "navier_stokes.json", args.quick)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -426,7 +428,6 @@ def main(argv: list[str] | None = None) -> dict:
         )
     conv_resolution, conv_t_final = (32, 0.5) if args.quick else (64, 0.5)
     conv = convergence(conv_resolution, conv_t_final, n_dts=3 if args.quick else 4)
-    out_path = Path(args.out)
     result = {
         "benchmark": "navier_stokes_step_vs_fft_floor",
         "command": "python solvers/bench_navier_stokes.py" + (" --quick" if args.quick else ""),
@@ -448,4 +449,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_script(main))

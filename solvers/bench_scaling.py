@@ -35,7 +35,7 @@ from typing import Any
 import torch
 import yaml
 
-from sciml.bench.record import environment, save_figure, write_record_and_plot
+from sciml.bench.record import environment, output_path, run_script, save_figure, write_record_and_plot
 from sciml.bench.render import num, para, provenance, table
 
 logger = logging.getLogger("bench_scaling")
@@ -242,8 +242,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--repeats", type=int, default=None, help="runs per setting (default 2, quick 1)")
     parser.add_argument("--no-gpu", action="store_true", help="CPU series only, even with several GPUs")
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per launch")
-    parser.add_argument("--out", default="solvers/results/scaling.json")
+    parser.add_argument("--out", help="JSON record (default solvers/results[/quick]/scaling.json)")
     args = parser.parse_args(argv)
+    out = output_path(args.out, "scaling.json", args.quick)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     repeats = args.repeats or (1 if args.quick else 2)
     notes = []
@@ -273,7 +274,6 @@ def main(argv: list[str] | None = None) -> dict:
             notes.append("One GPU is visible: no GPU scaling series (it needs at least two).")
         else:
             notes.append("No GPU was visible: the GPU (NCCL) series was not measured.")
-    out = Path(args.out)
     record = {
         "benchmark": "ddp_scaling",
         "command": "python solvers/bench_scaling.py" + (" --quick" if args.quick else ""),
@@ -295,4 +295,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_script(main))

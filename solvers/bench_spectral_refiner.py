@@ -14,7 +14,7 @@ forcing, stepper) at the stored resolution with ``--solver-dt``.
 Run ``python solvers/bench_spectral_refiner.py`` (``--quick``: a small model trained one epoch on a quarter
 of the trajectories, two windows, three iterations; checks the pipeline, compares nothing). Writes
 ``spectral_refiner.json`` (temp file + rename, with the machine, torch version and date) and
-``spectral_refiner.png`` into ``--out``.
+``spectral_refiner.png`` into ``--out`` (default ``solvers/results``; ``--quick``: ``solvers/results/quick``).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from sciml.bench.record import environment, save_figure, write_record
+from sciml.bench.record import environment, output_path, run_script, save_figure, write_record
 from sciml.bench.render import num, para, provenance, sci, table
 from sciml.datasets.generate import make_solver as recipe_solver
 from sciml.datasets.recipes import Recipe
@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument(
         "--quick", action="store_true", help="tiny model, 1 epoch on 1/4 of the data, 2 windows, 3 iterations"
     )
-    parser.add_argument("--out", default="solvers/results", help="folder of the JSON and PNG")
+    parser.add_argument("--out", help="folder of the JSON and PNG (default solvers/results[/quick])")
     parser.add_argument("--run-dir", help="a trained st_fno run directory (default: train one here)")
     parser.add_argument("--config", default="configs/st_fno_ns.yaml")
     parser.add_argument("--epochs", type=int, help="training epochs (default: the config's)")
@@ -193,6 +193,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--batch", type=int, default=8, help="windows refined at once (each its own layer)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args(argv)
+    out = output_path(args.out, "", args.quick)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.quick:
         args.samples = args.samples or 2
@@ -260,7 +261,6 @@ def main(argv: list[str] | None = None) -> dict:
             "settings": paper,
             **refine_windows(model, x, y, residual_truth, solver, frame_dt, paper, args),
         }
-    out = Path(args.out)
     write_record(out / "spectral_refiner.json", result)
     plot(out / "spectral_refiner.png", result["rows"], result["residual_history_mean"])
     logger.info("wrote %s and %s", out / "spectral_refiner.json", out / "spectral_refiner.png")
@@ -310,4 +310,4 @@ def markdown(record: dict) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_script(main))

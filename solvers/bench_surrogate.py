@@ -27,12 +27,13 @@ from __future__ import annotations
 import argparse
 import logging
 import statistics
+import sys
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from sciml.bench.record import environment, save_figure, write_record_and_plot
+from sciml.bench.record import environment, output_path, run_script, save_figure, write_record_and_plot
 from sciml.bench.render import num, para, provenance, table
 from sciml.bench.timing import seconds_per_call
 from sciml.datasets.generate import downsample, initial_conditions, make_solver
@@ -49,7 +50,7 @@ FNO_PAPER = {"resolution": 256, "fno_seconds": 0.005, "solver_seconds": 2.2, "ra
 # the quick model's data: the FNO setting (nu = 1e-3, FNO forcing and initial conditions) on a 32^2 grid
 QUICK_RECIPE = {
     "name": "surrogate_quick",
-    "solver": {"resolution": 32, "viscosity": 1e-3, "forcing": "fno", "dt": 4e-3, "stepper": "heun-cn"},
+    "solver": {"resolution": 32, "viscosity": 1e-3, "forcing": "fno", "dt": 1e-2, "stepper": "heun-cn"},
     "output": {"t_final": 2.0, "record_every": 1.0},
     "n_trajectories": 32,
     "batch_size": 32,
@@ -291,10 +292,16 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--models", default=None, help="comma-separated zoo names (default: the whole zoo)")
     parser.add_argument("--n", type=int, default=None, help="test trajectories = batch (default 4, quick 2)")
     parser.add_argument("--rounds", type=int, default=None, help="interleaved timing rounds (default 3)")
-    parser.add_argument("--train-steps", type=int, default=None, help="steps of the self-trained model")
+    parser.add_argument(
+        "--train-steps",
+        type=int,
+        default=None,
+        help="steps of the self-trained model (default 1000, quick 40)",
+    )
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--out", default="solvers/results/surrogate.json")
+    parser.add_argument("--out", help="JSON record (default solvers/results[/quick]/surrogate.json)")
     args = parser.parse_args(argv)
+    out = output_path(args.out, "surrogate.json", args.quick)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     device = torch.device(args.device)
     n = args.n or (2 if args.quick else 4)
@@ -318,12 +325,11 @@ def main(argv: list[str] | None = None) -> dict:
         if not args.quick:
             logger.info("the zoo is empty: training a tiny FNO here instead")
         source = "self-trained"
-        model, config = train_tiny(args.train_steps or (250 if args.quick else 1000), device)
+        model, config = train_tiny(args.train_steps or (40 if args.quick else 1000), device)
         models.append((config["name"], model, config))
     header = f"{'model':>16} {'solver/sample':>12} {'model/sample':>12} {'speedup':>9}"
     logger.info("%s  errors vs the solver", header)
     rows = [compare(name, model, config, n, rounds, device) for name, model, config in models]
-    out = Path(args.out)
     record = {
         "benchmark": "surrogate_vs_solver",
         "command": "python solvers/bench_surrogate.py" + (" --quick" if args.quick else ""),
@@ -340,4 +346,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_script(main))

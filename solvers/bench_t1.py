@@ -6,8 +6,8 @@ the T1 paper's Navier-Stokes setting (T1: width 48, 8 layers; FNO: width 32, 6 l
 the median of the per-round ratios FNO / T1. Also times T1's truncated forward DCT both ways (cached
 ``m x N`` matmuls vs the FFT-based full DCT-II followed by slicing) to justify the matmul choice.
 Run ``python solvers/bench_t1.py`` (``--quick``: 32^2 only, small models, for the test suite). Writes JSON
-to ``solvers/results/t1.json`` (temp file + rename) with the machine, torch version and date;
-``markdown(record)`` renders it for BENCHMARKS.md.
+to ``solvers/results/t1.json`` (``--quick``: ``solvers/results/quick/``; temp file + rename) with the
+machine, torch version and date; ``markdown(record)`` renders it for BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -15,11 +15,12 @@ from __future__ import annotations
 import argparse
 import logging
 import statistics
+import sys
 from pathlib import Path
 
 import torch
 
-from sciml.bench.record import bar_chart, environment, write_record
+from sciml.bench.record import bar_chart, environment, output_path, run_script, write_record
 from sciml.bench.render import num, para, provenance, table
 from sciml.bench.timing import interleaved_times, train_step
 from sciml.models.registry import ModelContext, build_model
@@ -133,8 +134,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--rounds", type=int, default=None)
-    parser.add_argument("--out", default="solvers/results/t1.json")
+    parser.add_argument("--out", help="JSON record (default solvers/results[/quick]/t1.json)")
     args = parser.parse_args(argv)
+    out_path = output_path(args.out, "t1.json", args.quick)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     device = torch.device(args.device)
     if args.quick:
@@ -160,11 +162,11 @@ def main(argv: list[str] | None = None) -> dict:
         **environment(device),
         "command": "python solvers/bench_t1.py" + (" --quick" if args.quick else ""),
     }
-    out = write_record(args.out, result)
-    plot(result, Path(args.out).with_suffix(".png"))
+    out = write_record(out_path, result)
+    plot(result, out_path.with_suffix(".png"))
     logger.info("wrote %s", out)
     return result
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_script(main))

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import logging
 import statistics
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ import torch
 import yaml
 
 from sciml.bench.memory import PeakMemory
-from sciml.bench.record import environment, save_figure, write_record_and_plot
+from sciml.bench.record import environment, output_path, run_script, save_figure, write_record_and_plot
 from sciml.bench.render import num, para, provenance, table
 from sciml.bench.timing import interleaved_times, synchronize
 from sciml.metrics import relative_l2
@@ -230,8 +231,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument(
         "--resolutions", default=None, help="comma-separated grids (default 64,128; quick 32)"
     )
-    parser.add_argument("--out", default="solvers/results/throughput.json")
+    parser.add_argument("--out", help="JSON record (default solvers/results[/quick]/throughput.json)")
     args = parser.parse_args(argv)
+    out = output_path(args.out, "throughput.json", args.quick)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     device = torch.device(args.device)
     families = available_models()
@@ -250,7 +252,6 @@ def main(argv: list[str] | None = None) -> dict:
     rows = []
     for resolution in resolutions:
         rows += bench_resolution(families, resolution, batch, args.quick, device, rounds, steps)
-    out = Path(args.out)
     command = "python solvers/bench_throughput.py" + (" --quick" if args.quick else "")
     record = {
         "benchmark": "training_throughput_per_family",
@@ -267,4 +268,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_script(main))

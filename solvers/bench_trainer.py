@@ -14,6 +14,7 @@ import copy
 import functools
 import logging
 import statistics
+import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,7 @@ from neuralop.training import Trainer as NeuralopTrainer
 from torch import nn
 from torch.utils.data import DataLoader
 
-from sciml.bench.record import bar_chart, environment, write_record
+from sciml.bench.record import bar_chart, environment, output_path, run_script, write_record
 from sciml.bench.render import num, para, provenance, table
 from sciml.bench.timing import interleaved_times
 from sciml.datasets.in_memory import ArrayPairDataset
@@ -192,13 +193,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--out", default="solvers/results/trainer.json")
+    parser.add_argument("--out", help="JSON record (default solvers/results[/quick]/trainer.json)")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> dict:
     """Run the comparison, print it, write the JSON; returns the result."""
     args = parse_args(argv)
+    out = output_path(args.out, "trainer.json", args.quick)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     # neuraloperator's Trainer passes every sample key to the model, which warns about 'y' each step
     warnings.filterwarnings("ignore", message=".*unexpected keyword arguments.*")
@@ -214,10 +216,10 @@ def main(argv: list[str] | None = None) -> dict:
         med["neuralop"],
         result["ratio_sciml_to_neuralop"],
     )
-    write_record(args.out, result)
-    plot(result, Path(args.out).with_suffix(".png"))
+    write_record(out, result)
+    plot(result, out.with_suffix(".png"))
     return result
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_script(main))

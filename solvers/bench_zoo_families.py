@@ -14,7 +14,8 @@ models timed round-robin in the same rounds, median). It then checks the issue's
   10 steps; the verdict uses the rollout error averaged over the 10 predicted frames, the papers' measure).
 
 ``python solvers/bench_zoo_families.py`` writes ``solvers/results/zoo_families.json`` and a PNG;
-``--quick`` uses 2 test trajectories and 3 timing rounds (a smoke test: compares nothing new).
+``--quick`` uses 2 test trajectories and 3 timing rounds (a smoke test: compares nothing new) and writes
+into ``solvers/results/quick/``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import copy
 import functools
 import logging
 import statistics
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +34,7 @@ from matplotlib.figure import Figure
 
 import sciml.datasets as sd
 import sciml.zoo
-from sciml.bench.record import environment, save_figure, write_record
+from sciml.bench.record import environment, output_path, run_script, save_figure, write_record
 from sciml.bench.timing import interleaved_times
 from sciml.datasets.generate import default_output_path, generate
 from sciml.zoo.evaluation import evaluate_pretrained, test_recipe, test_samples
@@ -234,8 +236,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--quick", action="store_true", help="2 test trajectories, 3 timing rounds")
     parser.add_argument("--names", nargs="*", help="zoo entries (default: all)")
     parser.add_argument("--rounds", type=int, default=15)
-    parser.add_argument("--out", default="solvers/results")
+    parser.add_argument("--out", help="folder of the JSON and PNG (default solvers/results[/quick])")
     args = parser.parse_args(argv)
+    out = output_path(args.out, "", args.quick)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     names = args.names or [e.name for e in sciml.zoo.list()]
     models = {name: sciml.zoo.load(name) for name in names}
@@ -252,7 +255,6 @@ def main(argv: list[str] | None = None) -> dict:
     }
     if "lsm_ns64" in models:
         record["lsm_batchnorm_check"] = batch_statistics_rollout(models["lsm_ns64"], n_traj)
-    out = Path(args.out)
     write_record(out / f"{record['benchmark']}.json", record)
     plot(rows, out / f"{record['benchmark']}.png")
     print(markdown(record))
@@ -260,4 +262,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_script(main))

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -31,7 +32,7 @@ import tensorly as tl
 from matplotlib.figure import Figure
 from tensorly.decomposition import tucker
 
-from sciml.bench.record import environment, save_figure, write_record
+from sciml.bench.record import environment, output_path, run_script, save_figure, write_record
 from sciml.bench.render import met, num, provenance, sci, table
 from sciml.solvers import chebyshev_tucker as ct
 from sciml.solvers import newton_kernel as nk
@@ -278,8 +279,9 @@ def _ours_versus(hooi: dict, fn, degree: int, norm: str, g: np.ndarray, exact: n
 def _main(argv: list[str] | None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small degrees and grids (< 1 min)")
-    parser.add_argument("--out", default="solvers/results/chebyshev_tucker.json")
+    parser.add_argument("--out", help="JSON record (default solvers/results[/quick]/chebyshev_tucker.json)")
     args = parser.parse_args(argv)
+    out = output_path(args.out, "chebyshev_tucker.json", args.quick)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     quick = args.quick
     start = time.perf_counter()
@@ -289,7 +291,6 @@ def _main(argv: list[str] | None) -> dict:
     particles = _particles_table(quick)
     versus = _versus_hooi(quick)
 
-    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     png = out.with_suffix(".png")
     _plot(png, 48 if quick else 96, particles)
@@ -469,4 +470,4 @@ def _sweep_table_rows(sweep: list[dict]) -> list[list[str]]:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_script(main))

@@ -34,7 +34,7 @@ ru_maxrss increase elsewhere). psutil is not installed and tracemalloc does not 
 
 Run ``python solvers/gp_hm.py`` (full, ~20 min on 2 cores) or ``--quick`` (coarse grids, tens of steps,
 under a minute: a smoke test whose errors mean nothing). Writes ``gp_hm.json`` (``gp_hm_quick.json``) and
-PNGs into ``--out`` (default solvers/results).
+PNGs into ``--out`` (default solvers/results; with ``--quick`` solvers/results/quick).
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ import torch
 from matplotlib.figure import Figure
 
 from sciml.bench.memory import PeakMemory
-from sciml.bench.record import environment, save_figure, write_record
+from sciml.bench.record import environment, output_path, run_script, save_figure, write_record
 from sciml.bench.render import num, para, provenance, sci, table
 from sciml.solvers.gp import GPSolver
 from sciml.solvers.gp_problem import PDEProblem
@@ -588,7 +588,7 @@ def main(argv: list[str] | None = None) -> dict:
     quick = args.quick
     timing = time_iteration(400, 2 if quick else 5, [1] if quick else sorted({1, torch.get_num_threads()}))
     memory = memory_scaling(_memory_sizes(args))
-    out_dir = Path(args.out)
+    out_dir = args.out
     out_dir.mkdir(parents=True, exist_ok=True)
     suffix = "_quick" if quick else ""
     plots = _plot(out_dir, suffix, rows, solutions, quick)
@@ -603,7 +603,7 @@ def main(argv: list[str] | None = None) -> dict:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="coarse grids and a few steps (< 1 min)")
-    parser.add_argument("--out", default="solvers/results", help="output directory")
+    parser.add_argument("--out", help="output directory (default solvers/results[/quick])")
     parser.add_argument("--iterations", type=int, default=None, help="max Adam steps per run (default 3000)")
     parser.add_argument(
         "--lbfgs", type=int, default=None, help="max L-BFGS steps per run (default 20000: time-bound)"
@@ -628,6 +628,7 @@ def _parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[Case], list[s
     parser = _parser()
     args = parser.parse_args(argv)
     quick = args.quick
+    args.out = output_path(args.out, "", quick)
     if args.iterations is None:
         args.iterations = 20 if quick else 3000
     if args.lbfgs is None:
@@ -792,4 +793,4 @@ def memory_method(record: dict) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_script(main))

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from sciml.atomic import write_atomically, write_text_atomically
+from sciml.errors import ConfigError, SciMLError
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -38,6 +39,54 @@ def environment(device: torch.device | str = "cpu") -> dict[str, Any]:
         "numpy": np.__version__,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def output_path(out: str | Path | None, name: str, quick: bool) -> Path:
+    """Where a benchmark script writes: ``out`` (its ``--out``) when given, else its recorded file.
+
+    The default is ``solvers/results/<name>``, or ``solvers/results/quick/<name>`` with ``--quick`` (the
+    folders ``python -m sciml.bench`` uses); ``name=""`` gives the folder itself, for scripts whose
+    ``--out`` is a folder. A quick run never writes into the recorded results: ``--quick`` with an ``out``
+    in ``solvers/results/`` itself (the folder, or a file directly in it) is a :class:`ConfigError`.
+    """
+    import sciml.bench  # at call time: the results folders are the package's current ones
+
+    if out is None:
+        folder = sciml.bench.QUICK_RESULTS if quick else sciml.bench.RESULTS
+        return _relative_to_cwd(folder / name if name else folder)
+    path = Path(out)
+    if quick:
+        recorded = sciml.bench.RESULTS.resolve()
+        folder = path.resolve() if not name else path.resolve().parent
+        if folder == recorded:
+            raise ConfigError(
+                f"--out {out}: --quick never writes into the recorded results {sciml.bench.RESULTS}; "
+                f"expected a path outside it (default {sciml.bench.QUICK_RESULTS / name})"
+            )
+    return path
+
+
+def run_script(main: Callable[[list[str] | None], object]) -> int:
+    """Run a benchmark script's ``main`` on its command line; returns the exit code.
+
+    A :class:`SciMLError` (bad options, e.g. ``--quick`` with an ``--out`` in the recorded results) ends in
+    its one-line message and exit code 2, not in a traceback.
+    """
+    try:
+        main(None)
+    except SciMLError as err:
+        logging.basicConfig(format="%(message)s")
+        logger.error("error: %s", err)
+        return 2
+    return 0
+
+
+def _relative_to_cwd(path: Path) -> Path:
+    """``path`` relative to the working directory when below it (records name their files so)."""
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve())
+    except ValueError:
+        return path
 
 
 def write_record(path: str | Path, record: dict[str, Any]) -> Path:

@@ -10,6 +10,7 @@ trajectories) reproduces the card's per-trajectory values, which is how the test
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -106,8 +107,8 @@ def evaluate_pretrained(
 def compare_with_card(measured: dict[str, Any], card: dict[str, Any], rtol: float = 0.02) -> list[str]:
     """Every card value the measurement misses by more than ``rtol`` (relative), as readable lines.
 
-    With fewer test trajectories than the card, the per-trajectory values of those trajectories are
-    compared; with the card's full set, the means are compared too.
+    The per-trajectory values of the trajectories both hold (the first ``min(n, card's n)``) are compared;
+    with the card's full set, the means are compared too.
     """
     misses = []
     n = measured["n_trajectories"]
@@ -125,6 +126,109 @@ def compare_with_card(measured: dict[str, Any], card: dict[str, Any], rtol: floa
             if abs(got - want) > rtol * abs(want):
                 misses.append(f"{name} mean: measured {got:.6g}, card {want:.6g}")
     return misses
+
+
+@dataclass
+class CardComparison:
+    """A measurement beside its card, like with like: both averaged over the same test trajectories.
+
+    Attributes:
+        name: the model.
+        seed: the test seed of the trajectories.
+        n_measured: trajectories measured.
+        n_card: trajectories the card's values were measured on.
+        n_compared: trajectories both hold (the first ones of the card's test set).
+        rows: ``{error: (measured mean, card mean)}`` over the compared trajectories; the card value is
+            ``None`` where the card holds nothing comparable.
+        misses: every value that differs by more than ``rtol`` (:func:`compare_with_card`, then the rows).
+        rtol: the relative tolerance.
+    """
+
+    name: str
+    seed: int
+    n_measured: int
+    n_card: int
+    n_compared: int
+    rows: dict[str, tuple[float, float | None]]
+    misses: list[str]
+    rtol: float
+
+    @property
+    def reproduced(self) -> bool:
+        """Whether every compared value is within ``rtol`` of the card."""
+        return not self.misses
+
+    def lines(self) -> list[str]:
+        """The table and the verdict, as printed by ``python -m sciml.evaluate zoo:NAME``."""
+        subset = (
+            f"the card's values for the same {self.n_compared} trajectories (the card: {self.n_card})"
+            if self.n_compared < self.n_card
+            else f"the card's values for the same {self.n_card} trajectories"
+        )
+        lines = [
+            f"{self.name}: {self.n_measured} fresh test trajectories (seed {self.seed}), "
+            f"compared with {subset}",
+            f"{'error':<16} {'measured':>10} {'card':>10} {'diff':>8}",
+        ]
+        for error, (got, want) in self.rows.items():
+            if want is None:
+                lines.append(f"{error:<16} {got:>10.5g} {'n/a':>10} {'':>8}")
+            else:
+                lines.append(f"{error:<16} {got:>10.5g} {want:>10.5g} {(got - want) / abs(want):>+8.1%}")
+        scope = (
+            f"on the first {self.n_compared} of the card's {self.n_card} test trajectories, trajectory by "
+            "trajectory"
+            if self.n_compared < self.n_card
+            else f"on all {self.n_card} of the card's test trajectories"
+        )
+        if self.reproduced:
+            lines.append(f"card metrics reproduced within {self.rtol:.0%} {scope}")
+        else:
+            lines.append(f"card metrics NOT reproduced within {self.rtol:.0%} {scope}:")
+            lines += [f"  {miss}" for miss in self.misses]
+        return lines
+
+
+def compare_like_with_like(
+    name: str, measured: dict[str, Any], card: dict[str, Any], rtol: float = 0.02
+) -> CardComparison:
+    """Compare ``measured`` (:func:`evaluate_pretrained`) with ``card`` over the trajectories both hold.
+
+    A reduced evaluation (``--n-test 2``) is set against the card's per-trajectory values of the same
+    trajectories, never against the card's mean over its full set; a value the card does not hold for
+    those trajectories is shown as ``n/a`` and counts as a miss, so the verdict can only claim what the
+    table shows.
+    """
+    n_measured = int(measured["n_trajectories"])
+    n_card = int(card.get("n_trajectories", n_measured))
+    n = min(n_measured, n_card)
+    misses = compare_with_card(measured, card, rtol) if card else ["the model has no card metrics"]
+    rows: dict[str, tuple[float, float | None]] = {}
+    for error, values in measured["per_trajectory"].items():
+        got = float(np.mean(values[:n]))
+        reference = card.get("per_trajectory", {}).get(error)
+        if reference is not None and len(reference) >= n:
+            want: float | None = float(np.mean(reference[:n]))
+        elif n_measured == n_card and error in card:
+            want = float(card[error]["mean"])
+        else:
+            want = None
+        rows[error] = (got, want)
+        if want is None:
+            if not any(miss.startswith(f"{error}:") for miss in misses):
+                misses.append(f"{error}: the card holds no value for these {n} trajectories")
+        elif abs(got - want) > rtol * abs(want):
+            misses.append(f"{error} mean over {n} trajectories: measured {got:.6g}, card {want:.6g}")
+    return CardComparison(
+        name=name,
+        seed=int(measured["seed"]),
+        n_measured=n_measured,
+        n_card=n_card,
+        n_compared=n,
+        rows=rows,
+        misses=misses,
+        rtol=rtol,
+    )
 
 
 def as_tensor_stats(values: torch.Tensor) -> list[float]:
