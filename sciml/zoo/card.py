@@ -4,11 +4,30 @@ Everything on the card comes from the config, so the card and the numbers it quo
 what the model maps, the data recipe and seeds, how and where it was trained (the command, epochs, wall
 time, device), its test metrics on freshly generated trajectories, the command that reproduces them, and
 its limits.
+
+For the Hugging Face Hub (``render_card(config, front_matter=True)``, written by
+:func:`sciml.zoo.remote.save_pretrained`) the card starts with the Hub's YAML metadata: ``library_name``,
+``license``, ``tags``, ``datasets`` (the recipe) and the test metrics as ``model-index``. The cards of the
+committed zoo are rendered without it.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
+
+import yaml
+
+DEFAULT_LICENSE = "mit"
+"""The license of the weights when ``config.json`` names none: the package's own."""
+
+
+ERRORS = {
+    "l2": ("rel L2", "relative_l2"),
+    "h1": ("rel H1", "relative_h1"),
+    "h-1": ("rel H^-1", "relative_h-1"),
+}
+"""The card's test errors: key in ``metrics``, label on the card, metric type in the Hub's model-index."""
 
 
 def _fmt(value: Any, digits: int = 4) -> str:
@@ -60,10 +79,14 @@ def _run_test_lines(run_test: dict[str, Any]) -> list[str]:
     return lines
 
 
-def render_card(config: dict[str, Any]) -> str:
-    """Markdown model card of a pretrained model."""
+def render_card(config: dict[str, Any], *, front_matter: bool = False, repo_id: str | None = None) -> str:
+    """Markdown model card of a pretrained model.
+
+    ``front_matter=True`` starts it with the Hugging Face Hub's YAML metadata (:func:`hub_metadata`);
+    ``repo_id`` (``"org/name"``) makes its usage example load the model from that Hub repository.
+    """
     lines = [
-        *_usage_lines(config),
+        *_usage_lines(config, repo_id),
         "",
         *_model_lines(config),
         "",
@@ -77,12 +100,17 @@ def render_card(config: dict[str, Any]) -> str:
         *LIMITS,
         "",
     ]
-    return "\n".join(lines)
+    card = "\n".join(lines)
+    return front_matter_text(config) + card if front_matter else card
 
 
-def _usage_lines(config: dict[str, Any]) -> list[str]:
-    """The title, the description and how to load and call the model."""
+def _usage_lines(config: dict[str, Any], repo_id: str | None = None) -> list[str]:
+    """The title, the description and how to load and call the model (from the zoo or ``repo_id``)."""
     name, context = config["name"], config["context"]
+    if repo_id is None:
+        load_line = f'model = sciml.zoo.load("{name}")  # offline; SHA-256 checked'
+    else:
+        load_line = f'model = sciml.zoo.from_pretrained("{repo_id}")  # SHA-256 of every file checked'
     return [
         f"# {name}",
         "",
@@ -90,7 +118,7 @@ def _usage_lines(config: dict[str, Any]) -> list[str]:
         "",
         "```python",
         "import sciml.zoo",
-        f'model = sciml.zoo.load("{name}")  # offline; SHA-256 checked',
+        load_line,
         f"y = model(x)  # x: [batch, {context['in_channels']}, "
         + ", ".join(str(n) for n in context["grid_shape"])
         + "] in physical units",
@@ -159,7 +187,7 @@ def _test_metric_lines(name: str, metrics: dict[str, Any] | None) -> list[str]:
         "| error | mean | std | median |",
         "|---|---|---|---|",
     ]
-    for key, label in (("l2", "rel L2"), ("h1", "rel H1"), ("h-1", "rel H^-1")):
+    for key, (label, _) in ERRORS.items():
         m = metrics[key]
         lines.append(f"| {label} | {_fmt(m['mean'])} | {_fmt(m['std'])} | {_fmt(m['median'])} |")
     if "rollout_l2" in metrics:
@@ -181,3 +209,62 @@ LIMITS = [
     "papers' best accuracy.",
 ]
 """The limits every card states."""
+
+
+def _dataset_id(config: dict[str, Any]) -> str | None:
+    """The data the model was trained on: its recipe's name, else the stem of its data file."""
+    dataset = config.get("dataset", {})
+    if "recipe" in dataset:
+        return str(dataset["recipe"]["name"])
+    return Path(str(dataset["path"])).stem if dataset.get("path") else None
+
+
+def _model_index(config: dict[str, Any], dataset_id: str | None) -> list[dict[str, Any]]:
+    """The card's test metrics (mean relative errors on fresh trajectories) as the Hub's ``model-index``."""
+    metrics = config.get("metrics")
+    if not metrics:
+        return []
+    evaluation = config.get("evaluation", {})
+    result = {
+        "task": {"type": "other", "name": f"PDE surrogate: {_task_line(config)}"},
+        "dataset": {
+            "type": dataset_id or "unknown",
+            "name": f"{dataset_id}: {metrics['n_trajectories']} fresh test trajectories "
+            f"(seed {evaluation.get('seed', metrics.get('seed'))})",
+            "split": "test",
+        },
+        "metrics": [
+            {"type": kind, "name": f"{label} (mean)", "value": float(metrics[key]["mean"])}
+            for key, (label, kind) in ERRORS.items()
+        ],
+    }
+    return [{"name": str(config["name"]), "results": [result]}]
+
+
+def hub_metadata(config: dict[str, Any]) -> dict[str, Any]:
+    """The Hugging Face Hub's model-card metadata of a pretrained model.
+
+    ``library_name: sciml``, the ``license`` (``config["license"]`` or the package's, MIT), ``tags`` (the
+    family and the field), ``datasets`` (the recipe's name) and the card's test metrics as ``model-index``.
+    """
+    dataset_id = _dataset_id(config)
+    tags = ["sciml", "neural-operator", str(config["model"]["name"]), "pde", "fluid-dynamics"]
+    if "recipe" in config.get("dataset", {}):
+        tags.append("navier-stokes")
+    metadata: dict[str, Any] = {
+        "library_name": "sciml",
+        "license": str(config.get("license") or DEFAULT_LICENSE),
+        "tags": tags,
+    }
+    if dataset_id:
+        metadata["datasets"] = [dataset_id]
+    model_index = _model_index(config, dataset_id)
+    if model_index:
+        metadata["model-index"] = model_index
+    return metadata
+
+
+def front_matter_text(config: dict[str, Any]) -> str:
+    """:func:`hub_metadata` as the YAML block a Hub card starts with (``---`` lines, then a blank line)."""
+    text = yaml.safe_dump(hub_metadata(config), sort_keys=False, allow_unicode=True, width=1000)
+    return f"---\n{text}---\n\n"
