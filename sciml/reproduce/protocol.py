@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import sciml
+from sciml.assets import asset_root
 
-ROOT = Path(sciml.__file__).resolve().parents[1]
+ROOT = asset_root()  # the checkout, or the copy of configs/ and datasets/ installed with the package
 SCALES = ("smoke", "cpu", "paper")
 
 

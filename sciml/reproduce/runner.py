@@ -405,7 +405,10 @@ def markdown(record: dict[str, Any]) -> str:
             "",
             table(
                 ["claim", "ours", "verdict"],
-                [[c["claim"], c["ours"], met(c["met"])] for c in record["claims"]],
+                [
+                    [c["claim"], c["ours"], met(c["met"]) if c["met"] is not None else "undecided"]
+                    for c in record["claims"]
+                ],
             ),
         ]
     lines += ["", f"Learning curves ({record['curve_metric']} per epoch, every seed): `{record['figure']}`."]
