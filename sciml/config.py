@@ -1,7 +1,8 @@
 """Strict dataclass configs read from YAML: unknown keys are errors that name the nearest valid key.
 
-Used by dataset recipes now and by run configs (``python -m sciml.train``); YAML is read with
-``yaml.safe_load`` only.
+Used by dataset recipes and by run configs (``python -m sciml.train``); YAML is read with
+``yaml.safe_load`` only. A config file is a path or the name of a shipped one (see
+:func:`sciml.assets.resolve_config`).
 """
 
 from __future__ import annotations
@@ -11,22 +12,25 @@ import difflib
 import functools
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
 
+from sciml.assets import CONFIG_FOLDERS, resolve_config
 from sciml.errors import ConfigError
 
 T = TypeVar("T")
 
 
-def load_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping with ``yaml.safe_load``; a ConfigError names the file on any problem."""
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"{p}: no such config file")
+def load_yaml(path: str | Path, folders: Sequence[str] = CONFIG_FOLDERS) -> dict[str, Any]:
+    """Read a YAML mapping with ``yaml.safe_load``; a ConfigError names the file on any problem.
+
+    ``path`` is a file, or the name of a shipped file of ``folders`` (``quickstart``, ``ns_quick``,
+    ``configs/quickstart.yaml`` from any working directory); a missing one names the nearest shipped names.
+    """
+    p = resolve_config(path, folders)
     try:
         data = yaml.safe_load(p.read_text())
     except (OSError, UnicodeDecodeError) as err:

@@ -30,14 +30,14 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import sciml
+from sciml.assets import asset_root
 from sciml.atomic import write_text_atomically
 from sciml.bench.render import append_section, find_blocks, replace_blocks
 from sciml.errors import ConfigError
 
 logger = logging.getLogger("sciml.bench")
 
-ROOT = Path(sciml.__file__).resolve().parents[1]
+ROOT = asset_root()  # the checkout, or the copy of solvers/ and BENCHMARKS.md installed with the package
 SOLVERS = ROOT / "solvers"
 RESULTS = SOLVERS / "results"
 QUICK_RESULTS = RESULTS / "quick"

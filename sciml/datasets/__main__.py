@@ -1,7 +1,8 @@
 """Command line of the datasets package.
 
-``python -m sciml.datasets generate datasets/<recipe>.yaml [--out PATH] [--format well|mat]`` runs a recipe;
-``python -m sciml.datasets info FILE`` prints what a reader finds in a data file.
+``python -m sciml.datasets generate RECIPE [--out PATH] [--format well|mat]`` runs a recipe: a YAML file or
+the name of a shipped one (``ns_quick``, ``datasets/ns_quick.yaml``); ``python -m sciml.datasets info FILE``
+prints what a reader finds in a data file.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sciml.datasets", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     gen = sub.add_parser("generate", help="generate a dataset from a recipe YAML")
-    gen.add_argument("recipe", help="recipe file, e.g. datasets/ns_quick.yaml")
+    gen.add_argument("recipe", help="recipe file or shipped name, e.g. ns_quick or datasets/ns_quick.yaml")
     gen.add_argument("--out", help="output file (default: the cache, .cache/sciml or $SCIML_CACHE)")
     gen.add_argument(
         "--format", default="well", choices=["well", "mat"], help="The Well HDF5 or FNO .mat v7.3"

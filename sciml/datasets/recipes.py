@@ -61,6 +61,9 @@ class OutputSection:
     warmup: float = 0.0
 
 
+RECIPE_FOLDERS = ("datasets",)
+"""The shipped folder of dataset recipes (names resolve there)."""
+
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
@@ -119,5 +122,6 @@ class Recipe:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> Recipe:
-        """Read a recipe file."""
-        return cls.from_mapping(load_yaml(path), where=str(path))
+        """Read a recipe file: a path, or the name of a shipped recipe (``ns_quick`` or
+        ``datasets/ns_quick.yaml``, from any working directory; see :func:`sciml.assets.resolve_config`)."""
+        return cls.from_mapping(load_yaml(path, folders=RECIPE_FOLDERS), where=str(path))

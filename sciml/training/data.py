@@ -58,8 +58,8 @@ def resolve_data_path(cfg: DataConfig, base_dir: Path | None = None, generate_mi
     from sciml.datasets.generate import default_output_path, generate
     from sciml.datasets.recipes import Recipe
 
-    recipe_path = Path(cfg.recipe)
-    if not recipe_path.exists() and not recipe_path.is_absolute():
+    recipe_path = Path(cfg.recipe)  # a file here or in base, else a shipped recipe's name (Recipe.from_yaml)
+    if not recipe_path.exists() and not recipe_path.is_absolute() and (base / recipe_path).exists():
         recipe_path = base / recipe_path
     recipe = Recipe.from_yaml(recipe_path)
     path = default_output_path(recipe)

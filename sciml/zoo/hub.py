@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sciml.assets import asset_root
 from sciml.config import nearest
 from sciml.errors import ConfigError, DataFormatError
 from sciml.zoo.files import (
@@ -28,9 +29,10 @@ from sciml.zoo.files import (
 
 
 def zoo_root() -> Path:
-    """The zoo folder: ``$SCIML_ZOO`` or ``<checkout>/models``."""
+    """The zoo folder: ``$SCIML_ZOO``, else the shipped ``models/`` (the checkout's, or the copy installed
+    with the package; see :func:`sciml.assets.asset_root`)."""
     env = os.environ.get("SCIML_ZOO")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "models"
+    return Path(env) if env else asset_root() / "models"
 
 
 def read_manifest(root: Path | None = None) -> dict[str, Any]:
