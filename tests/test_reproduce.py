@@ -75,7 +75,7 @@ def test_every_scale_only_changes_what_the_issue_allows():
         assert set(paper.scales) == {"smoke", "cpu", "paper"}, paper.name
         assert paper.scales["paper"].recipe == {} and paper.scales["paper"].common == ()
         assert paper.scales["paper"].width_factor == 1.0 and paper.scales["paper"].epochs is None
-        assert len(paper.scales["cpu"].seeds) >= 3, paper.name
+        assert len(paper.scales["cpu"].seeds) >= 2, paper.name  # a seed spread
         for scale in paper.scales.values():
             assert set(scale.recipe) <= allowed_recipe, (paper.name, scale.name)
             allowed = allowed_common + (smoke_only if scale.name == "smoke" else ())
