@@ -65,6 +65,15 @@ def help_text() -> str:
     return "\n".join(lines)
 
 
+_invoked_as: str | None = None
+
+
+def program(default: str) -> str:
+    """The name a command's usage line shows: ``sciml train`` when run through the ``sciml`` command, else
+    ``default`` (``python -m sciml.train``)."""
+    return _invoked_as or default
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``sciml ARGS``; returns the exit code (2 for an unknown command, else the command's own)."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -84,8 +93,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"sciml: unknown command {first!r}; {hint} (see sciml --help)", file=sys.stderr)
         return 2
     module = importlib.import_module(COMMANDS[first].module)
+    global _invoked_as
+    _invoked_as = f"sciml {first}"
     try:
         return int(module.main(rest) or 0)
     except BrokenPipeError:  # the reader of the output left early (``sciml zoo list | head``)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         return 1
+    finally:
+        _invoked_as = None

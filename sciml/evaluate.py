@@ -29,6 +29,7 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from sciml.bench.record import write_record
+from sciml.cli import program
 from sciml.errors import ConfigError, SciMLError
 from sciml.training.checkpoint import CheckpointError, load_checkpoint
 from sciml.training.config import load_config
@@ -157,7 +158,9 @@ def evaluate_zoo(
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the exit code."""
-    parser = argparse.ArgumentParser(prog="python -m sciml.evaluate", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog=program("python -m sciml.evaluate"), description=__doc__.split("\n")[0]
+    )
     parser.add_argument(
         "run_dir",
         help="a run directory written by python -m sciml.train, zoo:NAME, or pretrained:FOLDER (unverified)",

@@ -22,6 +22,7 @@ import torch
 import torch.distributed as dist
 
 from sciml.atomic import write_text_atomically
+from sciml.cli import program
 from sciml.errors import SciMLError
 from sciml.models.registry import ModelContext, build_model
 from sciml.models.wrappers import Normalized
@@ -204,7 +205,9 @@ def _first_missing_folder(path: Path) -> Path | None:
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the exit code."""
-    parser = argparse.ArgumentParser(prog="python -m sciml.train", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog=program("python -m sciml.train"), description=__doc__.split("\n")[0]
+    )
     parser.add_argument("config", help="run config YAML, e.g. configs/quickstart.yaml")
     parser.add_argument("overrides", nargs="*", help="section.key=value (e.g. optim.lr=3e-4 train.epochs=5)")
     parser.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoints/last.pt")

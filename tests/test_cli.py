@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
 import subprocess
 import sys
@@ -71,7 +72,11 @@ def test_every_command_has_its_own_help(command, capsys):
         main([command, "--help"])
     assert done.value.code == 0
     out = capsys.readouterr().out
-    assert out.startswith("usage:") and command in out.splitlines()[0]
+    assert out.splitlines()[0].startswith(f"usage: sciml {command} ")  # not "python -m sciml.{command}"
+    module = importlib.import_module(COMMANDS[command].module)
+    with pytest.raises(SystemExit):
+        module.main(["--help"])  # the python -m form keeps its own name
+    assert capsys.readouterr().out.startswith(f"usage: python -m sciml.{command} ")
 
 
 def test_arguments_reach_the_command(capsys, caplog, tmp_path, monkeypatch):

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from sciml.bench import BENCHMARKS, DOCUMENT, QUICK_RESULTS, RESULTS, render, run_all, select
+from sciml.cli import program
 from sciml.errors import SciMLError
 
 logger = logging.getLogger("sciml.bench")
@@ -33,7 +34,9 @@ def _paths(args: argparse.Namespace) -> tuple[Path, Path]:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
-    parser = argparse.ArgumentParser(prog="python -m sciml.bench", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog=program("python -m sciml.bench"), description=__doc__.split("\n")[0]
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     for name, text in (
         ("all", "run the benchmark scripts, then re-render the document"),

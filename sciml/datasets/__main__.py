@@ -12,6 +12,7 @@ import json
 import logging
 import sys
 
+from sciml.cli import program
 from sciml.errors import SciMLError
 
 logger = logging.getLogger("sciml.datasets")
@@ -19,7 +20,9 @@ logger = logging.getLogger("sciml.datasets")
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
-    parser = argparse.ArgumentParser(prog="python -m sciml.datasets", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog=program("python -m sciml.datasets"), description=__doc__.split("\n")[0]
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     gen = sub.add_parser("generate", help="generate a dataset from a recipe YAML")
     gen.add_argument("recipe", help="recipe file or shipped name, e.g. ns_quick or datasets/ns_quick.yaml")

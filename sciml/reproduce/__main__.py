@@ -18,6 +18,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from sciml.cli import program
 from sciml.errors import SciMLError
 from sciml.reproduce.papers import PAPERS
 from sciml.reproduce.protocol import SCALES
@@ -30,7 +31,9 @@ logger = logging.getLogger("sciml.reproduce")
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
-    parser = argparse.ArgumentParser(prog="python -m sciml.reproduce", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog=program("python -m sciml.reproduce"), description=__doc__.split("\n")[0]
+    )
     parser.add_argument("paper", choices=[*PAPERS, "list"], help="the paper's comparison, or 'list'")
     parser.add_argument("--scale", choices=SCALES, default="smoke", help="smoke (seconds), cpu, paper")
     parser.add_argument("--quick", action="store_true", help="the smoke scale (as every benchmark's --quick)")

@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 
+from sciml.cli import program
 from sciml.errors import SciMLError
 from sciml.zoo.hub import list_models, read_manifest, zoo_root
 
@@ -14,7 +15,9 @@ logger = logging.getLogger("sciml.zoo")
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the exit code."""
-    parser = argparse.ArgumentParser(prog="python -m sciml.zoo", description="The pretrained model zoo.")
+    parser = argparse.ArgumentParser(
+        prog=program("python -m sciml.zoo"), description="The pretrained model zoo."
+    )
     sub = parser.add_subparsers(dest="action", required=True)
     sub.add_parser("list", help="print the zoo's table")
     export = sub.add_parser("export", help="export a training run as a pretrained model")

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from sciml.assets import resolve_config
 from sciml.config import to_dict
 from sciml.datasets.recipes import Recipe
 from sciml.errors import ConfigError
@@ -172,7 +173,7 @@ def build_entry(
     """
     from sciml.train import run
 
-    config_path = Path(config_path)
+    config_path = resolve_config(config_path)  # a file, or a shipped config by name ("zoo/fno_ns64")
     name = name or config_path.stem
     config = load_config(config_path, overrides or [])
     run_dir = run(config, run_dir=Path(run_root) / name)

@@ -181,3 +181,14 @@ def test_shipped_entry_loads_offline_and_reproduces_its_card(name, monkeypatch):
 def test_the_shipped_zoo_stays_small():
     total = sum(p.stat().st_size for p in (ROOT / "models").rglob("*") if p.is_file())
     assert total < 30 * 2**20
+
+
+def test_build_takes_a_shipped_config_by_name_and_hints_at_a_typo(tmp_path):
+    """``sciml zoo build zoo/fno_ns64`` names a shipped config, like ``sciml train``; a typo is one
+    ConfigError naming the nearest shipped configs (before any training starts)."""
+    from sciml.assets import resolve_config
+    from sciml.zoo.export import build_entry
+
+    assert resolve_config("zoo/fno_ns64").is_file()
+    with pytest.raises(ConfigError, match="fno_ns64"):
+        build_entry("zoo/fno_ns46", out=tmp_path, run_root=tmp_path)
