@@ -1,5 +1,7 @@
-r"""The optimisation loop of the GP solver (:meth:`sciml.solvers.gp.GPSolver.fit`).
+r"""The options of :meth:`sciml.solvers.gp.GPSolver.fit` and its ``method="adam"`` loop (the paper's
+protocol).
 
+``method="exact"`` (the default) is in :mod:`sciml.solvers.gp_exact`. ``method="adam"``:
 Adam (lr 0.01, as in the paper) on all parameters, optionally followed by an L-BFGS refinement
 (block-coordinate ascent on the same objective: L-BFGS on the solution with the kernel and :math:`\tau`
 fixed, closed-form :math:`\tau` updates between rounds). Every evaluated point is a candidate iterate
@@ -31,7 +33,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["FitOptions", "fit_solver"]
+__all__ = ["FitOptions", "fit_solver", "monitor_axes", "rel_l2_on_grid"]
+
+METHODS = ("exact", "adam")
 
 
 def _check_count(label: str, value: object) -> None:
@@ -45,11 +49,16 @@ def _is_finite_number(value: object) -> bool:
 
 @dataclass(frozen=True)
 class FitOptions:
-    """The settings of one :meth:`~sciml.solvers.gp.GPSolver.fit` call (documented there), checked."""
+    """The settings of one :meth:`~sciml.solvers.gp.GPSolver.fit` call (documented there), checked.
 
-    iterations: int = 1000
+    ``iterations`` and ``lbfgs_iterations`` belong to ``method="adam"`` (defaults 1000 and 0 there); giving
+    them with ``method="exact"`` is an error.
+    """
+
+    method: str = "exact"
+    iterations: int | None = None
     lr: float = 0.01
-    lbfgs_iterations: int = 0
+    lbfgs_iterations: int | None = None
     lbfgs_round: int = 50
     lbfgs_kernel: bool = False
     lbfgs_history: int | None = None
@@ -60,16 +69,47 @@ class FitOptions:
     reference: Callable[[Tensor], Tensor] | None = None
     test_sizes: int | Sequence[int] | None = None
     keep: str = "best"
+    kernel_rounds: int = 0
+    kernel_steps: int = 5
+    kernel_lr: float = 0.01
+    tau_rounds: int = 50
+    gauss_newton: int = 20
+    cg_iterations: int = 200
+    rtol: float = 1e-10
+    max_seconds: float | None = None
 
     def __post_init__(self) -> None:
-        for label in ("iterations", "lbfgs_iterations", "lbfgs_round", "log_every"):
-            _check_count(label, getattr(self, label))
-        if self.lbfgs_round < 1 or self.log_every < 1:
-            raise ConfigError(
-                f"lbfgs_round and log_every must be >= 1, got {self.lbfgs_round}, {self.log_every}"
+        if self.method not in METHODS:
+            raise ConfigError(f"method must be one of {METHODS}, got {self.method!r}")
+        if self.method == "exact":
+            given = [k for k in ("iterations", "lbfgs_iterations") if getattr(self, k) is not None]
+            if given:
+                raise ConfigError(
+                    f"{' and '.join(given)} are options of method='adam'; method='exact' solves for the "
+                    "solution directly (see kernel_rounds, tau_rounds, max_seconds)"
+                )
+        else:
+            object.__setattr__(self, "iterations", 1000 if self.iterations is None else self.iterations)
+            object.__setattr__(
+                self, "lbfgs_iterations", 0 if self.lbfgs_iterations is None else self.lbfgs_iterations
             )
-        if not (_is_finite_number(self.lr) and self.lr > 0):
-            raise ConfigError(f"lr must be a finite number > 0, got {self.lr!r}")
+        counts = ("lbfgs_round", "log_every", "kernel_rounds", "kernel_steps", "tau_rounds", "gauss_newton")
+        for label in (*counts, "cg_iterations", "iterations", "lbfgs_iterations"):
+            if getattr(self, label) is not None:
+                _check_count(label, getattr(self, label))
+        for label in ("lbfgs_round", "log_every", "tau_rounds", "gauss_newton", "cg_iterations"):
+            if getattr(self, label) < 1:
+                raise ConfigError(f"{label} must be >= 1, got {getattr(self, label)}")
+        for label in ("lr", "kernel_lr"):
+            value = getattr(self, label)
+            if not (_is_finite_number(value) and value > 0):
+                raise ConfigError(f"{label} must be a finite number > 0, got {value!r}")
+        if not (_is_finite_number(self.rtol) and 0 < self.rtol < 1):
+            raise ConfigError(f"rtol must be a number in (0, 1), got {self.rtol!r}")
+        if self.max_seconds is not None and not (
+            _is_finite_number(self.max_seconds) and self.max_seconds > 0
+        ):
+            raise ConfigError(f"max_seconds must be None or a finite number > 0, got {self.max_seconds!r}")
         if self.keep not in ("best", "last"):
             raise ConfigError(f"keep must be 'best' or 'last', got {self.keep!r}")
         if not (_is_finite_number(self.max_tau) and self.max_tau > 1):
@@ -80,8 +120,8 @@ class FitOptions:
 
 
 def fit_solver(solver: GPSolver, options: FitOptions) -> GPSolution:
-    """Run :meth:`~sciml.solvers.gp.GPSolver.fit` with checked ``options``: Adam, then the optional L-BFGS
-    refinement, then the choice of the returned iterate; appends to ``solver.history``."""
+    """Run :meth:`~sciml.solvers.gp.GPSolver.fit` with checked ``options`` of ``method="adam"``: Adam, then
+    the optional L-BFGS refinement, then the choice of the returned iterate; appends to ``solver.history``."""
     return _FitRun(solver, options).run()
 
 
@@ -90,7 +130,7 @@ def _default_lbfgs_history(n_unknowns: int) -> int:
     return int(min(200, max(10, 3e8 // (16 * n_unknowns))))
 
 
-def _test_axes(grid: CollocationGrid, test_sizes: int | Sequence[int] | None) -> list[Tensor]:
+def monitor_axes(grid: CollocationGrid, test_sizes: int | Sequence[int] | None) -> list[Tensor]:
     """The monitoring grid: ``test_sizes`` points per dimension (default twice the collocation grid, at most
     2000)."""
     sizes = test_sizes if test_sizes is not None else [min(2 * n, 2000) for n in grid.sizes]
@@ -101,7 +141,7 @@ def _test_axes(grid: CollocationGrid, test_sizes: int | Sequence[int] | None) ->
     ]
 
 
-def _rel_l2_on_grid(
+def rel_l2_on_grid(
     solution: GPSolution, reference: Callable[[Tensor], Tensor], axes: Sequence[Tensor]
 ) -> float:
     pred = solution.on_grid(axes)
@@ -130,7 +170,7 @@ class _FitRun:
         self.max_log_tau = math.log(options.max_tau)
         history = options.lbfgs_history
         self.lbfgs_history = _default_lbfgs_history(solver.latent.numel()) if history is None else history
-        self.test_axes = None if options.reference is None else _test_axes(solver.grid, options.test_sizes)
+        self.test_axes = None if options.reference is None else monitor_axes(solver.grid, options.test_sizes)
         self.bar: Any = None
         self.start = 0.0
         self.last_lbfgs_loss = math.inf
@@ -179,7 +219,7 @@ class _FitRun:
             "seconds": time.perf_counter() - self.start,
         }
         if self.options.reference is not None:
-            entry["test_rel_l2"] = _rel_l2_on_grid(solver.solution(), self.options.reference, self.test_axes)  # type: ignore[arg-type]
+            entry["test_rel_l2"] = rel_l2_on_grid(solver.solution(), self.options.reference, self.test_axes)  # type: ignore[arg-type]
         solver.history.append(entry)
         logger.info(
             "%s iter %d loss %.6e%s",
@@ -212,7 +252,7 @@ class _FitRun:
             "seconds": time.perf_counter() - self.start,
         }
         if opts.reference is not None:
-            final["test_rel_l2"] = _rel_l2_on_grid(solution, opts.reference, self.test_axes)  # type: ignore[arg-type]
+            final["test_rel_l2"] = rel_l2_on_grid(solution, opts.reference, self.test_axes)  # type: ignore[arg-type]
         solver.history.append(final)
         return solution
 

@@ -34,10 +34,19 @@ def _default_lengthscale(freq_scale: float, spacing: float) -> float:
     return max(1.0 / (2.0 * math.pi * freq_scale), 2.0 * spacing)
 
 
-def _per_dimension(label: str, value: float | Sequence[float], dims: int) -> tuple[float, ...]:
-    values = (value,) * dims if isinstance(value, (int, float)) else tuple(value)
+def _per_dimension(
+    label: str, value: float | Sequence[float], dims: int, unit: str = ""
+) -> tuple[float, ...]:
+    """``value`` once per dimension, each a finite number > 0 (else one :class:`ConfigError`)."""
+    try:
+        values = (value,) * dims if isinstance(value, (int, float)) else tuple(value)
+    except TypeError:
+        raise ConfigError(f"{label} must be a number or {dims} numbers, got {value!r}") from None
     if len(values) != dims:
         raise ConfigError(f"{label} must be a number or {dims} numbers, got {value!r}")
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+            raise ConfigError(f"{label} must be finite and > 0{unit}, got {value!r}")
     return values
 
 
@@ -50,7 +59,9 @@ def build_kernels(
 ) -> list[StationaryKernel1D]:
     """One 1-D kernel per dimension (``len(spacings)`` of them): ``kernel`` as given (a sequence of
     :class:`StationaryKernel1D`) or by name (:func:`~sciml.solvers.gp_kernels.make_kernel`); the default
-    lengthscale of ``"se"`` / ``"matern"`` is ``max(1/(2 pi freq_scale), 2 h)``, ``h`` the grid spacing."""
+    lengthscale of ``"se"`` / ``"matern"`` is ``max(1/(2 pi freq_scale), 2 h)``, ``h`` the grid spacing.
+    ``freq_scale`` (cycles per unit length, finite and > 0) sets the mixture frequencies
+    ``linspace(0, 1, Q) * freq_scale``."""
     dims = len(spacings)
     if not isinstance(kernel, str):
         kernels = list(kernel)
@@ -59,7 +70,7 @@ def build_kernels(
         return kernels
     if kernel not in KERNELS:
         raise ConfigError(f"unknown kernel {kernel!r}; expected one of {sorted(KERNELS)}")
-    fs = _per_dimension("freq_scale", freq_scale, dims)
+    fs = _per_dimension("freq_scale", freq_scale, dims, " (cycles per unit length)")
     if lengthscale is None:
         ls = tuple(_default_lengthscale(f, h) for f, h in zip(fs, spacings, strict=True))
     else:
@@ -118,12 +129,19 @@ class KroneckerPrior(torch.nn.Module):
             k = k + self.jitter * torch.eye(n, dtype=k.dtype, device=k.device)
             chol, info = torch.linalg.cholesky_ex(k)
             if int(info) != 0:
-                raise SolverError(
-                    f"the kernel matrix of dimension {mode} ({n} x {n}) is not positive definite with "
-                    f"jitter {self.jitter:g} (Cholesky failed at column {int(info)}); increase jitter"
-                )
+                raise SolverError(self._cholesky_failure(mode, n, int(info), k.dtype))
             chols.append(chol)
         return chols
+
+    def _cholesky_failure(self, mode: int, n: int, column: int, dtype: torch.dtype) -> str:
+        """The message of a failed Cholesky factorisation: the dtype first when it is not float64."""
+        where = f"the kernel matrix of dimension {mode} ({n} x {n}, {dtype}) is not positive definite"
+        if dtype != torch.float64:
+            return (
+                f"{where} (Cholesky failed at column {column}): {dtype} cannot resolve jitter "
+                f"{self.jitter:g} relative to the kernel's scale; use dtype=torch.float64"
+            )
+        return f"{where} with jitter {self.jitter:g} (Cholesky failed at column {column}); increase jitter"
 
     def grid_values(self, latent: Tensor, chols: Sequence[Tensor]) -> Tensor:
         r"""The grid values :math:`\mathcal U` of a latent tensor (itself, or

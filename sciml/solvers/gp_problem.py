@@ -23,7 +23,14 @@ from sciml.errors import ConfigError, SciMLError, SolverError
 from sciml.solvers.kronecker import mode_dot
 from sciml.solvers.tensor_checks import check_box
 
-__all__ = ["DEFAULT_NAMES", "CollocationGrid", "GridDerivatives", "PDEProblem", "parse_derivative"]
+__all__ = [
+    "DEFAULT_NAMES",
+    "CollocationGrid",
+    "GridDerivatives",
+    "PDEProblem",
+    "evaluate_residual",
+    "parse_derivative",
+]
 
 DEFAULT_NAMES = "xyz"
 
@@ -139,6 +146,16 @@ class GridDerivatives:
         except ConfigError:
             return False
         return True
+
+
+def evaluate_residual(problem: PDEProblem, derivatives: GridDerivatives, points: Tensor) -> Tensor:
+    """``problem.residual(derivatives, points)`` with autograd enabled, so that a residual which itself uses
+    ``torch.autograd`` (e.g. a source term computed by differentiating an exact solution) also works when
+    the caller runs under ``torch.no_grad()``; the result is then detached."""
+    caller_grad = torch.is_grad_enabled()
+    with torch.enable_grad():
+        res = problem.residual(derivatives, points)
+    return res if caller_grad or not isinstance(res, Tensor) else res.detach()
 
 
 def _checked_sizes(grid_sizes: int | Sequence[int], dims: int) -> tuple[int, ...]:

@@ -7,6 +7,10 @@ the prior), the conditional mean is
 
 (in 2-D: :math:`u(X^*) = K^*_1 K_1^{-1} U K_2^{-1} K_2^{*\top}`), and its derivatives replace
 :math:`k_d(x_d, X_d)` by :math:`\partial^a_{x_d} k_d(x_d, X_d)`.
+
+The solution is defined on the box of the collocation grid only: away from the grid the conditional mean
+decays to the prior mean 0 within a few correlation lengths, which is no extrapolation of the PDE solution.
+Points outside the box (beyond a rounding tolerance of 1e-9 of the side) raise :class:`ConfigError`.
 """
 
 from __future__ import annotations
@@ -66,6 +70,20 @@ class GPSolution:
         ref = self.alpha
         return torch.as_tensor(x, dtype=ref.dtype, device=ref.device)
 
+    def _check_inside(self, mode: int, x: Tensor) -> None:
+        """Raise :class:`ConfigError` if a coordinate of dimension ``mode`` lies outside the box."""
+        grid = self.grids[mode]
+        lo, hi = float(grid[0]), float(grid[-1])
+        tol = 1e-9 * (hi - lo)
+        bad = (x < lo - tol) | (x > hi + tol) | ~torch.isfinite(x)
+        if bool(bad.any()):
+            index = int(torch.nonzero(bad)[0])
+            raise ConfigError(
+                f"GPSolution: coordinate {index} of dimension {mode} is {float(x[index])!r}, outside the box "
+                f"[{lo}, {hi}] ({int(bad.sum())} of {x.numel()} outside); the GP solution is defined on the "
+                "box of its grid only (away from it the conditional mean decays to 0)"
+            )
+
     def _cross(self, mode: int, x: Tensor, order: int, chunk_elems: int = 4_000_000) -> Tensor:
         kernel, grid = self.kernels[mode], self.grids[mode]
         n_comp = getattr(kernel, "n_components", 1)
@@ -84,7 +102,9 @@ class GPSolution:
         orders = parse_derivative(derivative, self.names)
         out = self.alpha
         for mode, (axis, a) in enumerate(zip(axes, orders, strict=True)):
-            out = mode_dot(out, self._cross(mode, self._as_tensor(axis).reshape(-1), a), mode)
+            coords = self._as_tensor(axis).reshape(-1)
+            self._check_inside(mode, coords)
+            out = mode_dot(out, self._cross(mode, coords, a), mode)
         return out
 
     def __call__(self, points: Tensor | np.ndarray, derivative: str = "u") -> Tensor:
@@ -95,6 +115,8 @@ class GPSolution:
         if pts.dim() != 2 or pts.shape[1] != self.dims:
             raise ConfigError(f"points must have shape (M, {self.dims}), got {tuple(pts.shape)}")
         orders = parse_derivative(derivative, self.names)
+        for mode in range(self.dims):
+            self._check_inside(mode, pts[:, mode])
         sizes = [g.numel() for g in self.grids]
         rest = math.prod(sizes[1:])
         step = max(1, 4_000_000 // max(rest, 1))

@@ -92,6 +92,7 @@ def test_objective_and_grid_derivatives_match_dense_computation(parametrization,
         jitter=1e-3,
         parametrization=parametrization,
         u_on_grid=u_on_grid,
+        residual_on_boundary=True,
     )
     gen = torch.Generator().manual_seed(2)
     with torch.no_grad():
@@ -162,8 +163,8 @@ def _poisson_1d():
 @pytest.fixture(scope="module")
 def poisson_fit():
     problem, exact = _poisson_1d()
-    solver = GPSolver(problem, 30, kernel="stm", freq_scale=2.0, jitter=1e-9)
-    solution = solver.fit(300, lbfgs_iterations=600, log_every=100, progress=False)
+    solver = GPSolver(problem, 30, kernel="stm", freq_scale=2.0, jitter=1e-9, residual_on_boundary=True)
+    solution = solver.fit(300, lbfgs_iterations=600, log_every=100, progress=False, method="adam")
     return solver, solution, exact
 
 
@@ -206,8 +207,8 @@ def test_allen_cahn_1d_converges():
         return d["xx"] + d["u"] * (d["u"] ** 2 - 1.0) - source
 
     problem = PDEProblem(box=[(0.0, PI)], residual=residual, boundary=exact)
-    solver = GPSolver(problem, 30, kernel="gm", freq_scale=2.0, jitter=1e-9)
-    solution = solver.fit(300, lbfgs_iterations=600, progress=False)
+    solver = GPSolver(problem, 30, kernel="gm", freq_scale=2.0, jitter=1e-9, residual_on_boundary=True)
+    solution = solver.fit(300, lbfgs_iterations=600, progress=False, method="adam")
     x = torch.linspace(0.0, PI, 1001, dtype=F64)[:, None]
     err = torch.linalg.vector_norm(solution(x) - exact(x)) / torch.linalg.vector_norm(exact(x))
     assert float(err) <= 1e-5
@@ -220,8 +221,16 @@ def test_poisson_2d_solution_and_mixed_derivative():
         residual=lambda d, x: d["xx"] + d["yy"] + 2 * PI**2 * exact(x),
         boundary=exact,
     )
-    solver = GPSolver(problem, (12, 13), kernel="gm", n_components=10, freq_scale=1.0, jitter=1e-9)
-    solution = solver.fit(200, lbfgs_iterations=300, progress=False)
+    solver = GPSolver(
+        problem,
+        (12, 13),
+        kernel="gm",
+        n_components=10,
+        freq_scale=1.0,
+        jitter=1e-9,
+        residual_on_boundary=True,
+    )
+    solution = solver.fit(200, lbfgs_iterations=300, progress=False, method="adam")
     g = torch.linspace(0.0, 1.0, 41, dtype=F64)
     mesh = torch.stack(torch.meshgrid(g, g, indexing="ij"), -1)
     u_ex = exact(mesh)
@@ -253,7 +262,7 @@ def test_monitoring_reference_never_changes_the_result():
     sols = []
     for reference in (None, exact):
         solver = GPSolver(problem, 20, kernel="se", freq_scale=2.0)
-        sols.append(solver.fit(30, log_every=10, progress=False, reference=reference))
+        sols.append(solver.fit(30, log_every=10, progress=False, reference=reference, method="adam"))
     torch.testing.assert_close(sols[0].alpha, sols[1].alpha, rtol=0, atol=0)
     assert all("test_rel_l2" in h for h in sols[1].history)
     assert not any("test_rel_l2" in h for h in sols[0].history)
@@ -329,20 +338,24 @@ def test_bad_solver_arguments_raise():
             GPSolver(problem, **kwargs)
     solver = GPSolver(problem, 8)
     with pytest.raises(ConfigError, match="iterations"):
-        solver.fit(-1)
+        solver.fit(-1, method="adam")
     with pytest.raises(ConfigError, match="keep"):
-        solver.fit(1, keep="worst")
+        solver.fit(1, keep="worst", method="adam")
+    with pytest.raises(ConfigError, match="options of method='adam'"):
+        solver.fit(10)
+    with pytest.raises(ConfigError, match="method"):
+        solver.fit(method="newton")
 
 
 def test_lbfgs_with_kernel_and_keep_last():
     problem, _ = _poisson_1d()
     solver = GPSolver(problem, 16, kernel="gm", n_components=4, freq_scale=2.0)
-    solver.fit(20, progress=False)
+    solver.fit(20, progress=False, method="adam")
     after_adam = solver.best_loss
-    solution = solver.fit(0, lbfgs_iterations=10, lbfgs_kernel=True, progress=False)
+    solution = solver.fit(0, lbfgs_iterations=10, lbfgs_kernel=True, progress=False, method="adam")
     assert math.isfinite(solution.info["best_loss"]) and solution.info["best_loss"] <= after_adam
     assert all(p.requires_grad for p in solver.parameters())  # nothing left frozen
-    last = solver.fit(5, keep="last", progress=False)
+    last = solver.fit(5, keep="last", progress=False, method="adam")
     assert last.info["iteration"] == solver.iteration == 35
 
 
