@@ -523,12 +523,13 @@ def _conjugate_gradients(
     rhs: Tensor,
     rtol: float,
     max_iterations: int,
+    deadline: float | None = None,
 ) -> tuple[Tensor, int, float, bool]:
     r"""Preconditioned CG from zero; converged when the preconditioned residual norm
     :math:`\sqrt{r^\top P^{-1} r}` falls to ``rtol`` times its initial value; stops after ``max_iterations``
-    or at a breakdown (a non-positive curvature or preconditioned residual norm: the preconditioner lost
-    definiteness in rounding). Returns the solution, the iterations, the last relative residual norm and
-    whether it converged."""
+    or at ``deadline`` (a ``time.perf_counter()`` value) or at a breakdown (a non-positive curvature or
+    preconditioned residual norm: the preconditioner lost definiteness in rounding). Returns the solution,
+    the iterations, the last relative residual norm and whether it converged."""
     x = torch.zeros_like(rhs)
     res = rhs.clone()
     z = precondition(res)
@@ -541,6 +542,8 @@ def _conjugate_gradients(
         return x, 0, 0.0, True
     for iterations in range(1, max_iterations + 1):
         if rz <= 0.0 or not math.isfinite(rz):
+            break
+        if deadline is not None and time.perf_counter() > deadline:
             break
         hp = apply_h(direction)
         curvature = float((direction * hp).sum())
@@ -568,8 +571,11 @@ class _InnerSolver:
     """Minimises :math:`F` for the current kernel at given :math:`\\tau` (Gauss-Newton with line search);
     keeps the linearisation and its factorisation while the residual is affine."""
 
-    def __init__(self, exact: ExactProblem, options: FitOptions, spectral: bool = False) -> None:
+    def __init__(
+        self, exact: ExactProblem, options: FitOptions, spectral: bool = False, deadline: float | None = None
+    ) -> None:
         self.exact = exact
+        self.deadline = deadline
         self.options = options
         self.spectral = spectral
         self.linearization: Linearization | None = None
@@ -615,8 +621,11 @@ class _InnerSolver:
             -gradient,
             CG_TOL,
             self.options.cg_iterations,
+            self.deadline,
         )
-        if iterations <= 1 and not converged and isinstance(self.preconditioner, _KroneckerPreconditioner):
+        in_time = self.deadline is None or time.perf_counter() <= self.deadline
+        kronecker = isinstance(self.preconditioner, _KroneckerPreconditioner)
+        if iterations <= 1 and not converged and kronecker and in_time:
             # the fast-diagonalisation preconditioner lost definiteness in rounding (near-singular
             # eigen-decompositions where the prior has no mass): fall back to the spectral one
             logger.info("CG broke down with the Kronecker preconditioner; using the spectral one")
@@ -750,7 +759,8 @@ class _ExactRun:
     ) -> dict[str, Any]:
         solver, opts = self.solver, self.options
         begin = time.perf_counter()
-        inner = _InnerSolver(exact, opts, spectral)
+        limit = opts.max_seconds
+        inner = _InnerSolver(exact, opts, spectral, None if limit is None else self.start + limit)
         tau_r, tau_b = taus
         # one Gauss-Newton step per tau update: the two converge together (an affine residual needs one)
         # (every third update is extrapolated: the fixed-point iteration of tau converges linearly)

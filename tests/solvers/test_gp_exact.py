@@ -303,3 +303,16 @@ def test_solution_refuses_points_outside_the_box():
         solution(torch.tensor([[0.5, 1.5]], dtype=F64))
     with pytest.raises(ConfigError, match="outside the box"):
         solution.on_grid([torch.linspace(0.0, 1.2, 5, dtype=F64), torch.zeros(1, dtype=F64)])
+
+
+def test_max_seconds_also_bounds_the_conjugate_gradients(monkeypatch):
+    """A clock that advances one second per reading: with max_seconds=5 the CG of a large grid stops after a
+    few iterations instead of running to cg_iterations (a 400^2 solve once ran 197 s on a 10 s budget)."""
+    clock = iter(range(10**6))
+    monkeypatch.setattr(gp_exact.time, "perf_counter", lambda: float(next(clock)))
+    monkeypatch.setattr(gp_exact, "DENSE_POINTS", 0)
+    problem, _ = _sines([(0.0, 1.0), (0.0, 1.0)], [(1.0, 1.0), (0.2, 3.0)])
+    solver = GPSolver(problem, 16)
+    solver.fit(max_seconds=5.0, cg_iterations=1000)
+    entry = solver.history[0]
+    assert entry["tau_rounds"] == 1 and entry["cg_iterations"] <= 5 and not entry["cg_converged"]
