@@ -85,7 +85,7 @@ from torch import Tensor
 
 from sciml.errors import ConfigError
 from sciml.solvers.gp_exact import fit_exact
-from sciml.solvers.gp_fit import FitOptions, fit_solver
+from sciml.solvers.gp_fit import COLLAPSE_FRACTION, FitOptions, fit_solver
 from sciml.solvers.gp_kernels import StationaryKernel1D
 from sciml.solvers.gp_prior import KroneckerPrior, build_kernels
 from sciml.solvers.gp_problem import CollocationGrid, GridDerivatives, Operator, PDEProblem, evaluate_residual
@@ -96,8 +96,6 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["GPSolver"]
 
-#: the fit warns when the residual's RMS stays above this fraction of its RMS at u = 0
-COLLAPSE_FRACTION = 0.1
 #: kernels collocated on all grid points by default (``residual_on_boundary=None``)
 ANALYTIC_KERNELS = ("gm", "se")
 

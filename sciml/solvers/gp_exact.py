@@ -71,7 +71,7 @@ import torch
 from torch import Tensor
 
 from sciml.errors import SolverError
-from sciml.solvers.gp_fit import FitOptions, monitor_axes, rel_l2_on_grid
+from sciml.solvers.gp_fit import COLLAPSE_FRACTION, FitOptions, monitor_axes, rel_l2_on_grid
 from sciml.solvers.gp_problem import GridDerivatives, Operator, evaluate_residual, parse_derivative
 from sciml.solvers.gp_solution import GPSolution
 from sciml.solvers.kronecker import KroneckerSumSolver, kron_whiten, mode_dot
@@ -747,8 +747,6 @@ class _ExactRun:
     def _collapsed(self) -> bool:
         """Whether the residual RMS is still a large fraction of its value at u = 0 (as ``GPSolver``
         warns)."""
-        from sciml.solvers.gp import COLLAPSE_FRACTION
-
         solver = self.solver
         with torch.no_grad():
             r_sse = float(solver.objective_terms()["residual_sse"])

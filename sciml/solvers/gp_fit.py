@@ -33,9 +33,11 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["FitOptions", "fit_solver", "monitor_axes", "rel_l2_on_grid"]
+__all__ = ["COLLAPSE_FRACTION", "FitOptions", "fit_solver", "monitor_axes", "rel_l2_on_grid"]
 
 METHODS = ("exact", "adam")
+#: a fit warns when the residual's RMS stays above this fraction of its RMS at u = 0 (PDE taken as noise)
+COLLAPSE_FRACTION = 0.1
 
 
 def _check_count(label: str, value: object) -> None:
