@@ -72,3 +72,7 @@ class SolverError(SciMLError, RuntimeError):
 
 class CollectiveTimeoutError(SciMLError, RuntimeError):
     """A distributed collective did not complete in time: another rank stalled, died or hangs."""
+
+
+class ExportError(SciMLError, RuntimeError):
+    """A model cannot be exported to the format asked for, or its export does not reproduce the model."""

@@ -1,4 +1,8 @@
-"""``python -m sciml.zoo list | build CONFIG ... | export RUN_DIR NAME | verify [NAME ...]``."""
+"""``python -m sciml.zoo list | build CONFIG ... | export RUN_DIR NAME | verify [NAME ...]``.
+
+``export NAME --format onnx|exported-program [--out PATH] [--resolution N]`` exports a zoo model to a file
+instead (see :mod:`sciml.zoo.onnx_export`): with ``--format`` the one positional is the zoo name.
+"""
 
 from __future__ import annotations
 
@@ -20,10 +24,28 @@ def main(argv: list[str] | None = None) -> int:
     )
     sub = parser.add_subparsers(dest="action", required=True)
     sub.add_parser("list", help="print the zoo's table")
-    export = sub.add_parser("export", help="export a training run as a pretrained model")
-    export.add_argument("run_dir")
-    export.add_argument("name")
-    export.add_argument("--out", help="folder of models (default: the zoo, models/ or $SCIML_ZOO)")
+    export = sub.add_parser(
+        "export",
+        help="export a training run as a pretrained model (RUN_DIR NAME), or with --format a zoo model "
+        "to ONNX / torch.export (NAME)",
+    )
+    export.add_argument("run_dir", metavar="RUN_DIR|NAME", help="a run folder, or with --format a zoo name")
+    export.add_argument("name", nargs="?", help="the new zoo entry's name (without --format)")
+    export.add_argument(
+        "--format",
+        choices=["onnx", "exported-program"],
+        help="export the zoo model NAME to this format, checked against PyTorch (NAME.onnx / NAME.pt2)",
+    )
+    export.add_argument(
+        "--resolution",
+        type=int,
+        help="with --format: the grid size of the export (default: the training grid)",
+    )
+    export.add_argument(
+        "--out",
+        help="folder of models (default: the zoo, models/ or $SCIML_ZOO); with --format the file written "
+        "(default: NAME.onnx or NAME.pt2 in the current directory)",
+    )
     export.add_argument("--description", default="")
     export.add_argument("--checkpoint", default="best", choices=["best", "last"])
     export.add_argument("--n-test", type=int, default=20, help="fresh test trajectories for the card")
@@ -46,8 +68,23 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{'name':<22} {'family':<9} {'params':>9} {'MiB':>7} {'test L2':>8}  description")
             for entry in list_models():
                 print(entry.row())
+        elif args.action == "export" and args.format is not None:
+            from sciml.zoo.onnx_export import export_zoo_model
+
+            if args.name is not None:
+                parser.error(f"export --format takes one zoo name, got {args.run_dir!r} and {args.name!r}")
+            result = export_zoo_model(args.run_dir, args.format, out=args.out, resolution=args.resolution)
+            print(
+                f"{result.path} ({result.format}; max |error| vs PyTorch {result.max_abs_error:.3g} = "
+                f"{result.relative_error:.2e} of the output scale)"
+            )
         elif args.action == "export":
             from sciml.zoo.export import export_run
+
+            if args.name is None:
+                parser.error("export RUN_DIR NAME needs a name (or --format to export a zoo model to a file)")
+            if args.resolution is not None:
+                parser.error("--resolution applies to export --format only")
 
             folder = export_run(
                 args.run_dir,
