@@ -24,13 +24,7 @@ F64 = torch.float64
 PI = math.pi
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small problems: one thread avoids oversubscription on shared CPUs (restored afterwards)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/solvers/conftest.py
 
 
 def _mesh(axes):
