@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import IO
 
 
-def write_atomically(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
+def write_atomically(path: str | Path, write: Callable[[IO[bytes]], object]) -> Path:
     """Create ``path`` with ``write(file)``: a unique temporary name, fsync, then one ``os.replace``.
 
     Readers see the previous file or the complete new one, never a part; a write that fails removes its

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -21,6 +21,12 @@ class Normalized(nn.Module):
     constructor then returns a :class:`SpectralNormalized`, so ``isinstance(wrapper, SpectralLossModel)``
     says what the wrapped model can do, for any model, with no flag to keep in step.
     """
+
+    model: nn.Module
+    x_mean: torch.Tensor  # buffers, registered in __init__
+    x_std: torch.Tensor
+    y_mean: torch.Tensor
+    y_std: torch.Tensor
 
     def __new__(cls, model: nn.Module | None = None, *args: Any, **kwargs: Any) -> Normalized:
         # The Protocol is checked on the class, so the class must say whether the contract holds.
@@ -81,14 +87,19 @@ class SpectralNormalized(Normalized):
         coeffs = self.model(self.normalize_input(x), spectral=True)
         key = (tuple(x.shape[2:]), x.dtype, x.device)
         if key not in self._spectra_of_one:
-            self._spectra_of_one[key] = self.model.transform_target(torch.ones_like(x[:1, :1]))
+            self._spectra_of_one[key] = self.spectral_model.transform_target(torch.ones_like(x[:1, :1]))
         spectrum_of_one = self._spectra_of_one[key]
         return coeffs * self._shape(self.y_std, coeffs) + self._shape(self.y_mean, coeffs) * spectrum_of_one
 
+    @property
+    def spectral_model(self) -> SpectralLossModel:
+        """The wrapped model, typed by its contract (not a second registered submodule)."""
+        return cast(SpectralLossModel, self.model)
+
     def transform_target(self, y: torch.Tensor) -> torch.Tensor:
         """The wrapped model's orthonormal spectrum of a physical target field."""
-        return self.model.transform_target(y)
+        return self.spectral_model.transform_target(y)
 
     def transformed_loss(self, pred: torch.Tensor, target: torch.Tensor, n_last: int) -> torch.Tensor:
         """The wrapped model's relative L2 loss between two spectra (equal to the physical one)."""
-        return self.model.transformed_loss(pred, target, n_last)
+        return self.spectral_model.transformed_loss(pred, target, n_last)

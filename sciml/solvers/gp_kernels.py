@@ -34,7 +34,7 @@ The Matern-type derivatives are written in terms of :math:`d` and :math:`|d|` so
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import gpytorch
 import torch
@@ -111,9 +111,9 @@ def cosine_derivatives(d: Tensor, omega: Tensor, order: int) -> list[Tensor]:
     out = [c]
     if order >= 1:
         s = torch.sin(omega * d)
-        signs = (None, (-1.0, s), (-1.0, c), (1.0, s), (1.0, c))
+        signs = ((-1.0, s), (-1.0, c), (1.0, s), (1.0, c))  # k = 1, 2, 3, 4, then again (period 4)
         for k in range(1, order + 1):
-            sign, base = signs[k]
+            sign, base = signs[(k - 1) % 4]
             out.append(sign * omega**k * base)
     return out
 
@@ -320,7 +320,7 @@ class Matern52Kernel(_SingleScaleKernel):
         return [scale * m for m in matern52_envelope_derivatives(d, a, order)]
 
 
-KERNELS: dict[str, type[StationaryKernel1D]] = {
+KERNELS: dict[str, Callable[..., StationaryKernel1D]] = {
     "stm": StudentTMixtureKernel,
     "gm": GaussianMixtureKernel,
     "se": SEKernel,

@@ -165,3 +165,14 @@ def test_bad_kernel_configuration_raises():
         KERNELS["se"].profile(LAGS, 5)
     with pytest.raises(ConfigError, match="one-dimensional"):
         KERNELS["se"](torch.rand(3, 2, dtype=F64), torch.rand(3, 2, dtype=F64)).to_dense()
+
+
+def test_cosine_derivatives_of_every_order_match_autograd():
+    """d^k/dd^k cos(omega d) for k up to 7 (past one period of the sign cycle) against nested autograd."""
+    omega = torch.tensor(2.3, dtype=F64)
+    d = torch.linspace(-1.0, 1.0, 9, dtype=F64, requires_grad=True)
+    closed = gk.cosine_derivatives(d, omega, order=7)
+    value = torch.cos(omega * d)
+    for k in range(8):
+        assert torch.allclose(closed[k], value, atol=1e-10), k
+        (value,) = torch.autograd.grad(value.sum(), d, create_graph=True)
