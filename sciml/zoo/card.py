@@ -137,7 +137,18 @@ def _model_lines(config: dict[str, Any]) -> list[str]:
         f"- task: {_task_line(config)}",
         "- inputs and outputs are physical; the normalization (per-field mean and std of the training "
         "trajectories) is part of the model",
+        _export_line(config),
     ]
+
+
+def _export_line(config: dict[str, Any]) -> str:
+    """Which export formats of ``sciml zoo export`` the model supports (ONNX holds no complex weights)."""
+    from sciml.zoo.onnx_export import onnx_supported_by_config
+
+    command = f"`sciml zoo export {config['name']} --format exported-program`"
+    if onnx_supported_by_config(config):
+        return f"- export: {command} (torch.export) or `--format onnx`"
+    return f"- export: {command} (torch.export); not to ONNX (complex spectral weights: ONNX has none)"
 
 
 def _data_lines(config: dict[str, Any]) -> list[str]:

@@ -81,6 +81,19 @@ def onnx_unsupported_reason(model: nn.Module) -> str | None:
     )
 
 
+def onnx_supported_by_config(config: dict) -> bool:
+    """Whether the model a zoo ``config.json`` describes can go to ONNX (no complex weights), without weights.
+
+    The model is built on PyTorch's ``meta`` device (shapes and dtypes only, no memory, milliseconds), so a
+    model card can say it from the config alone.
+    """
+    from sciml.zoo.pretrained import build_described_model
+
+    with torch.device("meta"):
+        model = build_described_model(config, Path("config.json"))
+    return onnx_unsupported_reason(model) is None
+
+
 @contextlib.contextmanager
 def _plain_einsum() -> Iterator[None]:
     """Trace einsum as one plain ``torch.einsum`` with a batch-independent contraction order.

@@ -67,7 +67,7 @@ def _context(config: dict[str, Any], path: Path) -> ModelContext:
         raise DataFormatError(path, f"malformed model context ({err})", key="context") from None
 
 
-def _build(config: dict[str, Any], path: Path) -> nn.Module:
+def build_described_model(config: dict[str, Any], path: Path) -> nn.Module:
     """The registry model described by a checked ``config.json`` at ``path`` (untrained)."""
     try:
         return build_model(config["model"]["name"], config["model"].get("kwargs"), _context(config, path))
@@ -208,7 +208,7 @@ class PretrainedOperator(nn.Module):
             state = load_file(str(weights), device=str(device))
         except (SafetensorError, OSError) as err:
             raise DataFormatError(weights, f"not a readable safetensors file ({err})") from None
-        model = _build(config, folder / CONFIG)
+        model = build_described_model(config, folder / CONFIG)
         _load_weights(model, state, weights, folder / CONFIG)
         operator = cls(model, config, verified=name is not None).to(device)
         operator.eval()

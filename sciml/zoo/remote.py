@@ -51,7 +51,7 @@ from sciml.zoo.files import (
     weights_file,
     write_json_atomic,
 )
-from sciml.zoo.pretrained import PretrainedOperator, _build, _load_weights
+from sciml.zoo.pretrained import PretrainedOperator, _load_weights, build_described_model
 
 logger = logging.getLogger(__name__)
 
@@ -258,7 +258,7 @@ def load_snapshot(
                 state = load_file(str(weights), device=str(device))
             except (SafetensorError, OSError) as err:
                 raise DataFormatError(weights, f"not a readable safetensors file ({err})") from None
-            model = _build(config, copies / CONFIG)
+            model = build_described_model(config, copies / CONFIG)
             _load_weights(model, state, weights, copies / CONFIG)
         except DataFormatError as err:
             raise _naming_cached_files(err, copies, snapshot) from None

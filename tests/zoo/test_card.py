@@ -26,3 +26,18 @@ def test_card_of_a_model_trained_on_a_file_says_its_test_set_cannot_be_regenerat
     assert "- trained on the file `flows.h5` (no recipe: the test set cannot be regenerated)" in card
     assert "## Test metrics\nNone recorded (the model was not trained on a recipe).\n\n## Limits" in card
     assert card.endswith("papers' best accuracy.\n")
+
+
+@pytest.mark.parametrize("config_file", SHIPPED, ids=[p.parent.name for p in SHIPPED])
+def test_card_export_line_agrees_with_the_real_model(config_file):
+    """The card's ONNX statement (model built on the meta device) is what the real model's weights say."""
+    from sciml.zoo.onnx_export import onnx_unsupported_reason
+    from sciml.zoo.pretrained import build_described_model
+
+    config = json.loads(config_file.read_text())
+    real = build_described_model(config, config_file)
+    onnx = onnx_unsupported_reason(real) is None
+    export_lines = [line for line in render_card(config).splitlines() if line.startswith("- export: ")]
+    assert len(export_lines) == 1
+    assert export_lines[0].endswith("or `--format onnx`") is onnx
+    assert ("not to ONNX" in export_lines[0]) is not onnx
