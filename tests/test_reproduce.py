@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 import yaml
+from safetensors.torch import load_file
 
 from sciml.bench import REGISTRY, render_document
 from sciml.errors import ConfigError
@@ -192,6 +194,29 @@ def test_zoo_export_of_a_reproduction_states_protocol_and_scale(tmp_path, monkey
     card = (zoo / "t1_t1_smoke" / "README.md").read_text()
     assert "smoke scale" in card and "configs/paper/t1_ns_v1e-3.yaml" in card
     assert model.config["training"]["command"].startswith("python -m sciml.reproduce t1")
+
+    # the same runs (reused) exported again: only the T1 side, its real weights stored in float16
+    half_zoo = tmp_path / "half"
+    argv = ["t1", "--quick", "--work", str(tmp_path / "work"), "--zoo", str(half_zoo)]
+    assert main([*argv, "--zoo-dtype", "float16", "--zoo-sides", "T1"]) == 0
+    assert set(json.loads((half_zoo / "manifest.json").read_text())["models"]) == {"t1_t1_smoke"}
+    stored = load_file(half_zoo / "t1_t1_smoke" / "model.safetensors")
+    full = load_file(zoo / "t1_t1_smoke" / "model.safetensors")
+    for key, value in full.items():
+        expected = value.to(torch.float16) if value.is_floating_point() else value
+        assert stored[key].dtype == expected.dtype and torch.equal(stored[key], expected), key
+    half = load(path=half_zoo / "t1_t1_smoke")
+    for key, value in half.operator.model.state_dict().items():  # loaded back as float32, rounded values
+        assert value.dtype == full[key].dtype and torch.equal(value, stored[key].to(value.dtype)), key
+    config = half.config
+    assert config["weights"]["dtype"] == "float16"
+    assert config["half_precision"]["rel_l2_stored"] == config["metrics"]["l2"]["mean"]
+    assert config["half_precision"]["rel_l2_float32"] == pytest.approx(model.metrics["l2"]["mean"], rel=1e-6)
+    card = (half_zoo / "t1_t1_smoke" / "README.md").read_text()
+    assert "- weights stored in float16 (real tensors; complex ones stay complex64)" in card
+    with pytest.raises(SystemExit):  # argparse: not a storage precision
+        main([*argv, "--zoo-dtype", "float8"])
+    assert main([*argv, "--zoo-sides", "T2"]) == 2  # one ConfigError naming the sides
 
 
 def test_measures_are_cached_beside_the_run_and_redone_when_it_changes(tmp_path):

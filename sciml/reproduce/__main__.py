@@ -4,7 +4,8 @@ Trains the paper's comparison at the scale, then writes the record (``--out``, d
 ``runs/reproduce/<paper>/<scale>/<paper>_<scale>.json``) with the table (``.md``) and the learning curves
 (``.png``) beside it; runs are kept in ``--work`` and reused, so an interrupted reproduction continues.
 ``--fresh`` removes the work folder first; ``--quick`` is ``--scale smoke``; ``--zoo [FOLDER]`` exports the
-first seed of every side to the zoo (or to FOLDER) as ``<paper>_<side>_<scale>``.
+first seed of every side to the zoo (or to FOLDER) as ``<paper>_<side>_<scale>`` (``--zoo-sides`` picks
+sides, ``--zoo-dtype float16`` halves the files of real weights; the card gives the error change).
 ``python -m sciml.reproduce list`` names the papers. Runs of one side live in ``WORK/<side>/seed<k>/`` (spaces
 in a side's name become underscores).
 """
@@ -47,6 +48,15 @@ def main(argv: list[str] | None = None) -> int:
         const="",
         help="export the first seed of every side to the zoo (or to this folder)",
     )
+    parser.add_argument(
+        "--zoo-dtype",
+        choices=["float32", "float16", "bfloat16"],
+        default="float32",
+        help="storage precision of the exported real weights (the card gives the error change)",
+    )
+    parser.add_argument(
+        "--zoo-sides", help="comma-separated side labels to export (default every side), e.g. 'LSM'"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stdout)
     if args.quick:
@@ -73,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
             args.seeds,
             command,
             zoo,
+            zoo_dtype=args.zoo_dtype,
+            zoo_sides=[s.strip() for s in args.zoo_sides.split(",")] if args.zoo_sides else None,
         )
     except SciMLError as err:
         logger.error("%s", err)

@@ -18,7 +18,7 @@ import shutil
 import statistics
 import textwrap
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -215,14 +215,22 @@ def reproduce(
     command: str | None = None,
     zoo: Path | None = None,
     zoo_test_trajectories: int = 20,
+    zoo_dtype: str = "float32",
+    zoo_sides: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Train and measure ``paper``'s comparison at ``scale_name``; write the record, table and PNG.
 
     ``work`` holds the runs; ``out`` is the record's path (default ``work/<paper>_<scale>.json``; the
     table and the figure go beside it with the suffixes ``.md`` and ``.png``). ``seeds`` takes the first
     that many of the scale's seeds. With ``zoo`` (a zoo folder), the first seed's run of every side is
-    exported there as ``<paper>_<side>_<scale>`` (:func:`export_to_zoo`). Returns the record.
+    exported there as ``<paper>_<side>_<scale>`` (:func:`export_to_zoo`; only the sides named in
+    ``zoo_sides`` when given, with the real weights stored in ``zoo_dtype``). Returns the record.
     """
+    if zoo_sides is not None:
+        labels = [side.label for side in paper.sides]
+        unknown = [s for s in zoo_sides if s not in labels]
+        if unknown:
+            raise ConfigError(f"reproduce {paper.name}: --zoo-sides {unknown} are not sides; known: {labels}")
     if scale_name not in paper.scales:
         raise ConfigError(
             f"reproduce {paper.name}: unknown scale {scale_name!r}; known: {list(paper.scales)}"
@@ -295,7 +303,15 @@ def reproduce(
     }
     if zoo is not None:
         record["zoo"] = export_to_zoo(
-            paper, scale, work, chosen[0], zoo, record["command"], zoo_test_trajectories
+            paper,
+            scale,
+            work,
+            chosen[0],
+            zoo,
+            record["command"],
+            zoo_test_trajectories,
+            weights_dtype=zoo_dtype,
+            sides=zoo_sides,
         )
     out = out or work / f"{paper.name}_{scale.name}.json"
     record["figure"] = out.with_suffix(".png").name
@@ -313,9 +329,18 @@ def zoo_name(paper: Paper, side: Side, scale: Scale) -> str:
 
 
 def export_to_zoo(
-    paper: Paper, scale: Scale, work: Path, seed: int, zoo: Path, command: str, n_test: int = 20
+    paper: Paper,
+    scale: Scale,
+    work: Path,
+    seed: int,
+    zoo: Path,
+    command: str,
+    n_test: int = 20,
+    weights_dtype: str = "float32",
+    sides: Sequence[str] | None = None,
 ) -> list[str]:
-    """Export the ``seed`` run of every side to the zoo folder ``zoo``; the card states protocol and scale.
+    """Export the ``seed`` run of every side (or of those labelled in ``sides``) to the zoo folder ``zoo``;
+    the card states protocol and scale, and ``weights_dtype`` the storage precision of the real weights.
 
     Returns the exported names. The card's description names the paper, the faithful config, the scale and
     what the scale changed; its command is the reproduction's.
@@ -324,6 +349,8 @@ def export_to_zoo(
 
     names = []
     for side in paper.sides:
+        if sides is not None and side.label not in sides:
+            continue
         name = zoo_name(paper, side, scale)
         description = (
             f"{side.label} of the {paper.name} reproduction ({paper.title}), {scale.name} scale, seed "
@@ -338,6 +365,7 @@ def export_to_zoo(
             n_test=n_test,
             command=command,
             progress=False,
+            weights_dtype=weights_dtype,
         )
         names.append(name)
     return names

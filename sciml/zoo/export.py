@@ -24,7 +24,7 @@ from sciml.zoo.card import render_card
 from sciml.zoo.evaluation import as_tensor_stats, evaluate_pretrained
 from sciml.zoo.files import FORMAT_VERSION, read_json
 from sciml.zoo.hub import register, zoo_root
-from sciml.zoo.pretrained import PretrainedOperator
+from sciml.zoo.pretrained import PretrainedOperator, round_weights, storage_dtype
 
 logger = logging.getLogger(__name__)
 
@@ -130,12 +130,17 @@ def export_run(
     test_seed: int | None = None,
     command: str | None = None,
     progress: bool = True,
+    weights_dtype: str = "float32",
 ) -> Path:
     """Export a run as the pretrained folder ``out/name`` (default: the zoo), evaluated and carded.
 
     The manifest of ``out`` (``manifest.json``) gets the folder's checksums, so ``out`` works as a zoo
-    (``SCIML_ZOO=out``).
+    (``SCIML_ZOO=out``). With ``weights_dtype`` ``float16`` or ``bfloat16`` the real weights are stored in
+    half precision: the card's metrics are those of the rounded model (what a user loads), and the test
+    rel L2 of the float32 weights is measured on the same trajectories and recorded beside them
+    (``half_precision`` in ``config.json``), so the card shows the error change.
     """
+    storage_dtype(weights_dtype)  # a bad name fails before any work
     root = Path(out) if out is not None else zoo_root()
     if not name or "/" in name or name.startswith("."):
         raise ConfigError(f"zoo export: {name!r} is not a valid model name (a plain folder name is expected)")
@@ -146,13 +151,24 @@ def export_run(
         old_command = old_training.get("command") if isinstance(old_training, dict) else None
         if isinstance(old_command, str):
             model.config["training"]["command"] = old_command
+    half = weights_dtype != "float32"
     if "recipe" in model.config["dataset"]:
+        full = evaluate_pretrained(model, progress=progress) if half else None
+        round_weights(model.operator.model, weights_dtype)
         model.config["metrics"] = evaluate_pretrained(model, progress=progress)
     else:
+        full = None
+        round_weights(model.operator.model, weights_dtype)
         logger.warning(
             "%s: trained on a file, not a recipe; the card has no regenerated test metrics", run_dir
         )
-    folder = model.save_pretrained(root / name, card=render_card)
+    if full is not None:
+        model.config["half_precision"] = {
+            "dtype": weights_dtype,
+            "rel_l2_float32": full["l2"]["mean"],
+            "rel_l2_stored": model.config["metrics"]["l2"]["mean"],
+        }
+    folder = model.save_pretrained(root / name, card=render_card, weights_dtype=weights_dtype)
     register(folder, root)
     logger.info("exported %s to %s", run_dir, folder)
     return folder

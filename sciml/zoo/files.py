@@ -174,6 +174,8 @@ def check_model_config(config: dict[str, Any], path: Path) -> None:
         raise _malformed(path, "task.mode", "a task mode (a string)", config["task"].get("mode"))
     if not isinstance(weights.get("sha256"), str) or not SHA256_PATTERN.fullmatch(weights["sha256"]):
         raise _malformed(path, "weights.sha256", "64 lowercase hex digits", weights.get("sha256"))
+    if weights.get("dtype", "float32") not in ("float32", "float16", "bfloat16"):
+        raise _malformed(path, "weights.dtype", "float32, float16 or bfloat16", weights.get("dtype"))
     confined_file(path.parent, weights.get("file", WEIGHTS), path, "weights.file")
 
 

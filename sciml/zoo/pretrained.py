@@ -67,6 +67,37 @@ def _context(config: dict[str, Any], path: Path) -> ModelContext:
         raise DataFormatError(path, f"malformed model context ({err})", key="context") from None
 
 
+STORAGE_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+"""``weights_dtype`` of :meth:`PretrainedOperator.save_pretrained` -> the storage dtype of real tensors."""
+
+
+def storage_dtype(name: str) -> torch.dtype:
+    """The torch dtype of a ``weights_dtype`` name, or a :class:`ConfigError` naming the choices."""
+    if name not in STORAGE_DTYPES:
+        raise ConfigError(f"weights_dtype: {name!r} is not one of {', '.join(STORAGE_DTYPES)}")
+    return STORAGE_DTYPES[name]
+
+
+def _stored(tensor: torch.Tensor, storage: torch.dtype) -> torch.Tensor:
+    """``tensor`` as written to the weights file: real floating-point tensors in ``storage``."""
+    if tensor.is_floating_point() and tensor.dtype != storage:
+        return tensor.to(storage)
+    return tensor
+
+
+def round_weights(model: nn.Module, weights_dtype: str) -> None:
+    """Round ``model``'s real floating-point parameters and buffers in place through ``weights_dtype``.
+
+    The model then computes what it will compute after ``save_pretrained(..., weights_dtype)`` and loading,
+    so the error change of half-precision storage can be measured before writing.
+    """
+    storage = storage_dtype(weights_dtype)
+    with torch.no_grad():
+        for tensor in model.state_dict().values():
+            if torch.is_tensor(tensor) and tensor.is_floating_point():
+                tensor.copy_(tensor.to(storage))
+
+
 def build_described_model(config: dict[str, Any], path: Path) -> nn.Module:
     """The registry model described by a checked ``config.json`` at ``path`` (untrained)."""
     try:
@@ -223,18 +254,28 @@ class PretrainedOperator(nn.Module):
             )
         return operator
 
-    def save_pretrained(self, folder: str | Path, card: str | Callable[[dict], str] | None = None) -> Path:
+    def save_pretrained(
+        self,
+        folder: str | Path,
+        card: str | Callable[[dict], str] | None = None,
+        weights_dtype: str = "float32",
+    ) -> Path:
         """Write this model as a pretrained folder (weights, config with checksum, optional card).
 
         ``card`` is the model card's text, or a function of the final config that renders it. The folder
-        is assembled under a temporary name next to ``folder`` and renamed at the end.
+        is assembled under a temporary name next to ``folder`` and renamed at the end. ``weights_dtype``
+        (:data:`STORAGE_DTYPES`) stores the real floating-point tensors in half precision (``float16`` or
+        ``bfloat16``) to halve the file; complex tensors stay complex64 (safetensors has no complex half) and
+        integer ones are unchanged. Loading casts them back to the model's dtype, so the loaded model computes
+        with the rounded weights (:func:`round_weights` gives the same model in memory).
         """
+        storage = storage_dtype(weights_dtype)
         folder = Path(folder)
         folder.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
         try:
             state = {
-                key: value.detach().cpu().contiguous().clone()
+                key: _stored(value.detach().cpu(), storage).contiguous().clone()
                 for key, value in self.operator.model.state_dict().items()
                 if torch.is_tensor(value)
             }
@@ -250,6 +291,8 @@ class PretrainedOperator(nn.Module):
                 "bytes": (staging / WEIGHTS).stat().st_size,
                 "params": parameter_count(self.operator.model),
             }
+            if storage != torch.float32:
+                config["weights"]["dtype"] = weights_dtype
             config.setdefault("versions", {})["sciml"] = sciml.__version__
             write_json_atomic(staging / CONFIG, config)
             if card is not None:
