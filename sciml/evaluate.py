@@ -12,7 +12,8 @@ prefix; the training report is rewritten only with ``--overwrite-report``.
 manifest) on freshly generated test trajectories of its recipe and sets the numbers beside the card's for
 the same trajectories (within 2%, trajectory by trajectory); the exit code is 1 when they do not
 reproduce. ``pretrained:FOLDER`` does the same for a local pretrained folder, loaded explicitly and
-reported as unverified (``zoo:`` takes names only).
+reported as unverified (``zoo:`` takes names only: a zoo name, or a Hub name ``zoo:hf://org/name[@rev]``
+loaded through :func:`sciml.zoo.load` with every file checked).
 """
 
 from __future__ import annotations
@@ -185,9 +186,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.run_dir.startswith(("zoo:", "pretrained:")):
             kind, _, target = args.run_dir.partition(":")
-            if kind == "zoo" and looks_like_path(target):
+            if kind == "zoo" and looks_like_path(target) and not target.startswith("hf://"):
                 raise ConfigError(
-                    f"zoo:{target} names a path; zoo: takes a zoo name (zoo:fno_ns64), a local pretrained "
+                    f"zoo:{target} names a path; zoo: takes a zoo name (zoo:fno_ns64) or a Hub name "
+                    f"(zoo:hf://org/name), a local pretrained "
                     f"folder is evaluated with pretrained:{target} (unverified)"
                 )
             if args.n_test is not None and args.n_test < 1:

@@ -114,8 +114,22 @@ def test_save_pretrained_writes_the_hub_layout(exported, source):
         (
             f'model = sciml.zoo.load("{SOURCE}")  # offline; SHA-256 checked',
             f'model = sciml.zoo.from_pretrained("{REPO}")  # SHA-256 of every file checked',
-        )
+        ),
+        (
+            f"Reproduce: `python -m sciml.evaluate zoo:{SOURCE}` (generates the test trajectories, then "
+            "checks every number above within 2%).",
+            f"Reproduce: `python -m sciml.evaluate zoo:hf://{REPO}` (generates the test trajectories, then "
+            "checks every number above within 2%).",
+        ),
     ]
+
+
+def test_the_hub_cards_reproduce_command_runs(hub_cache):
+    """``sciml.evaluate zoo:hf://org/name``, as the Hub card says, loads through the verified Hub path."""
+    from sciml.evaluate import main as evaluate_main
+
+    assert evaluate_main([f"zoo:hf://{REPO}", "--n-test", "1"]) == 0  # the first trajectory, reproduced
+    assert evaluate_main(["zoo:some/folder", "--n-test", "1"]) == 2  # a path is still refused
 
 
 def test_load_from_the_hub_cache_offline_equals_the_source(hub_cache, source):

@@ -94,7 +94,7 @@ def render_card(config: dict[str, Any], *, front_matter: bool = False, repo_id: 
         "",
         *_training_lines(config.get("training", {})),
         "",
-        *_test_metric_lines(config["name"], config.get("metrics")),
+        *_test_metric_lines(config["name"] if repo_id is None else f"hf://{repo_id}", config.get("metrics")),
         *_run_test_lines(config.get("training", {}).get("run_test", {})),
         "",
         *LIMITS,
