@@ -24,9 +24,10 @@ torch's caching allocator and need none of this.
 from __future__ import annotations
 
 import math
+import operator
 import threading
 from collections import OrderedDict
-from functools import lru_cache
+from functools import lru_cache, reduce
 
 import torch
 
@@ -120,14 +121,14 @@ def _weights_float64(
     alpha: float,
 ) -> torch.Tensor:
     grids = wavenumber_grids(sizes)
-    kappa2 = sum((2.0 * math.pi / L * k) ** 2 for k, L in zip(grids, lengths, strict=True))
+    kappa2 = reduce(operator.add, [(2.0 * math.pi / L * k) ** 2 for k, L in zip(grids, lengths, strict=True)])
     if seminorm:
         positive = kappa2 > 0
         w = torch.where(positive, torch.where(positive, kappa2, 1.0) ** s, 0.0)
     else:
         w = (alpha + kappa2) ** s
     if cutoff is not None:
-        k2 = sum(k**2 for k in grids)
+        k2 = reduce(operator.add, [k**2 for k in grids])
         w = torch.where(k2 <= cutoff**2, w, 0.0)
     n_points = math.prod(sizes)
     volume = math.prod(lengths)

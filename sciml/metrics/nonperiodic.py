@@ -27,7 +27,9 @@ The periodic formula is never applied to a non-periodic axis without the window.
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Sequence
+from functools import reduce
 from itertools import product
 
 import torch
@@ -161,16 +163,15 @@ def _fd_sq_norms(
             cache[a] = _derivative(derivative(parent), axes[j], a[j], h[j], periodic[j])
         return cache[a]
 
-    total = None
+    terms = []
     for a in product(range(order + 1), repeat=m):
         size = sum(a)
         if size > order or (seminorm and size != order):
             continue
         coef = alpha ** (order - size) * math.factorial(order)
         coef /= math.factorial(order - size) * math.prod(math.factorial(aj) for aj in a)
-        term = coef * integral(derivative(a))
-        total = term if total is None else total + term
-    return total
+        terms.append(coef * integral(derivative(a)))
+    return reduce(operator.add, terms)
 
 
 def _windowed_norms(

@@ -16,8 +16,9 @@ vorticity ``w``, ``S_w`` is the enstrophy spectrum.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from functools import lru_cache
+import operator
+from collections.abc import Iterable, Sequence
+from functools import lru_cache, reduce
 
 import torch
 
@@ -26,12 +27,18 @@ from sciml.metrics._common import box_lengths, real_field, spatial_dims, to_trai
 from sciml.metrics._fourier import half_axis_multiplicity, wavenumber_grids
 
 
+def _sum_of(tensors: Iterable[torch.Tensor]) -> torch.Tensor:
+    """The sum of a non-empty iterable of (broadcastable) tensors, left to right (a generator is consumed
+    one tensor at a time)."""
+    return reduce(operator.add, tensors)
+
+
 @lru_cache(maxsize=32)
 def _shells_float64(sizes: tuple[int, ...], lengths: tuple[float, ...]) -> tuple[torch.Tensor, torch.Tensor]:
     """Shell index (int64) and weight ``multiplicity / (2 N^2)`` (float64) of each half-spectrum mode."""
     grids = wavenumber_grids(sizes)
     longest = max(lengths)
-    ratio2 = sum((k * (longest / L)) ** 2 for k, L in zip(grids, lengths, strict=True))
+    ratio2 = _sum_of([(k * (longest / L)) ** 2 for k, L in zip(grids, lengths, strict=True)])
     shell = torch.floor(torch.sqrt(ratio2) + 0.5).to(torch.int64)
     weight = half_axis_multiplicity(sizes[-1]) / (2.0 * math.prod(sizes) ** 2)
     return shell.expand(ratio2.shape).reshape(-1), weight.expand(ratio2.shape).reshape(-1)
@@ -91,11 +98,8 @@ def _binned(
     sizes = tuple(moved[0].shape[-m:])
     lead = moved[0].shape[:-m]
     shell, weight, n = _shells(sizes, lengths_t, n_bins, first.device, dtype)
-    power = None
-    for f in moved:
-        spec = torch.view_as_real(torch.fft.rfftn(f, dim=tuple(range(-m, 0))))
-        p = spec.square().sum(-1).reshape(*lead, -1)
-        power = p if power is None else power + p
+    spectra = (torch.view_as_real(torch.fft.rfftn(f, dim=tuple(range(-m, 0)))) for f in moved)
+    power = _sum_of(spec.square().sum(-1).reshape(*lead, -1) for spec in spectra)  # one spectrum at a time
     out = torch.zeros((*lead, n), dtype=dtype, device=first.device)
     return out.index_add_(-1, shell, power * weight)
 
@@ -155,11 +159,7 @@ def _box_mean_square(fields: Sequence[torch.Tensor], lengths, dims) -> torch.Ten
     first = real_field(fields[0])
     dims_t = spatial_dims(first.ndim, dims)
     volume = math.prod(box_lengths(lengths, len(dims_t)))
-    total = None
-    for f in fields:
-        ms = real_field(f).square().mean(dim=dims_t)
-        total = ms if total is None else total + ms
-    return 0.5 * volume * total
+    return 0.5 * volume * _sum_of([real_field(f).square().mean(dim=dims_t) for f in fields])
 
 
 def enstrophy(

@@ -7,6 +7,7 @@ backend and figures are left alone.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 from matplotlib.figure import Figure
@@ -30,7 +31,7 @@ def plot_example(path: Path, x: torch.Tensor, y: torch.Tensor, pred: torch.Tenso
     axes = fig.subplots(1, 4)
     vmax = float(y[0, -1].abs().max())
     for ax, (title, field) in zip(axes, panels, strict=True):
-        kwargs = {"cmap": "RdBu_r"}
+        kwargs: dict[str, Any] = {"cmap": "RdBu_r"}
         if title in ("truth", "prediction"):
             kwargs |= {"vmin": -vmax, "vmax": vmax}
         im = ax.imshow(field.T.numpy(), origin="lower", **kwargs)
