@@ -151,14 +151,13 @@ def export_run(
         old_command = old_training.get("command") if isinstance(old_training, dict) else None
         if isinstance(old_command, str):
             model.config["training"]["command"] = old_command
-    half = weights_dtype != "float32"
-    if "recipe" in model.config["dataset"]:
-        full = evaluate_pretrained(model, progress=progress) if half else None
-        round_weights(model.operator.model, weights_dtype)
+    recipe = "recipe" in model.config["dataset"]
+    # the float32 weights' error, measured before rounding, when the stored weights will be rounded
+    full = evaluate_pretrained(model, progress=progress) if recipe and weights_dtype != "float32" else None
+    round_weights(model.operator.model, weights_dtype)  # the card describes the model a user loads
+    if recipe:
         model.config["metrics"] = evaluate_pretrained(model, progress=progress)
     else:
-        full = None
-        round_weights(model.operator.model, weights_dtype)
         logger.warning(
             "%s: trained on a file, not a recipe; the card has no regenerated test metrics", run_dir
         )
