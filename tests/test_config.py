@@ -72,7 +72,7 @@ RUN = {"data": {"path": "data.h5"}, "model": {"name": "fno"}}
         ("train", "amp", "bf61", "auto, bf16, fp16, none", "bf16"),
         ("train", "resume", "must!", "never, auto, must", "must"),
         ("train", "unroll_gradient", "lats", "all, last", "last"),
-        ("optim", "name", "adamW", "adamw, adam, sgd", "adamw"),
+        ("optim", "name", "adamW", "adamw, adam, sgd, adahessian, sophia", "adamw"),
         ("optim.scheduler", "name", "cosin", "none, step, cosine, onecycle", "cosine"),
         ("optim.scheduler", "interval", "steps", "epoch, step", "step"),
         ("data", "mode", "windows", "initial_to_final, window, pairs", "window"),

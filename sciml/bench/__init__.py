@@ -119,6 +119,7 @@ BENCHMARKS: tuple[Benchmark, ...] = (
     Benchmark("bench_scaling", "Data-parallel scaling (torchrun)", "scaling.json"),
     Benchmark("bench_surrogate", "Surrogates vs the solver", "surrogate.json"),
     Benchmark("bench_families", "Model families, same data and budget", "families.json"),
+    Benchmark("bench_optimizers", "Second-order optimizers (issue 19)", "optimizers.json"),
     Benchmark(
         "bench_zoo_families",
         "Every family on the 64^2 FNO-setting data (the zoo)",

@@ -26,7 +26,8 @@ from sciml.errors import ConfigError
 DataMode = Literal["initial_to_final", "window", "pairs"]
 SchedulerName = Literal["none", "step", "cosine", "onecycle"]
 SchedulerInterval = Literal["epoch", "step"]
-OptimizerName = Literal["adamw", "adam", "sgd"]
+OptimizerName = Literal["adamw", "adam", "sgd", "adahessian", "sophia"]
+ProbeName = Literal["rademacher", "gaussian"]
 LossName = Literal["l2", "h1", "h-1", "mse", "spectral"]
 AmpMode = Literal["auto", "bf16", "fp16", "none"]
 ResumeMode = Literal["never", "auto", "must"]
@@ -125,9 +126,80 @@ class SchedulerConfig:
         )
 
 
+def _check_positive(section: str, key: str, value: Any, at_most: float | None = None) -> None:
+    """``value`` is a number > 0 (and <= ``at_most``), else a ConfigError naming ``section.key``."""
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+    if not ok or (at_most is not None and value > at_most):
+        bound = f" and <= {at_most:g}" if at_most is not None else ""
+        raise ConfigError(f"{section}.{key} must be a number > 0{bound}, got {value!r}")
+
+
+def _check_period(section: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{section}.update_period must be an integer >= 1 (optimizer steps), got {value!r}")
+
+
+@dataclass
+class AdaHessianConfig:
+    """``optim.name: adahessian`` (Yao et al. 2021; docs/optimizers.md). ``optim.lr``, ``optim.betas``
+    (the paper's 0.9, 0.999) and ``optim.weight_decay`` (decoupled) apply too.
+
+    ``hessian_power``: the exponent k in (0, 1] of the RMS Hessian diagonal (1: the paper's default);
+    ``eps``: added to the denominator (1e-4, the authors' code); ``update_period``: refresh the Hessian
+    estimate every that many steps (1); ``spatial_average``: average the estimate over each convolution
+    kernel's spatial block (the paper's Eq. 9); ``probe``: the Hutchinson probes' distribution (rademacher).
+    """
+
+    hessian_power: float = 1.0
+    eps: float = 1e-4
+    update_period: int = 1
+    spatial_average: bool = True
+    probe: ProbeName = "rademacher"
+
+    def __post_init__(self) -> None:
+        check_choices(self, "optim.adahessian")
+        _check_positive("optim.adahessian", "hessian_power", self.hessian_power, at_most=1.0)
+        _check_positive("optim.adahessian", "eps", self.eps)
+        _check_period("optim.adahessian", self.update_period)
+
+
+@dataclass
+class SophiaConfig:
+    """``optim.name: sophia`` (Sophia-H of Liu et al. 2023; docs/optimizers.md). ``optim.lr`` and
+    ``optim.weight_decay`` (decoupled) apply too; ``optim.betas`` does not (Sophia has its own).
+
+    Defaults are the paper's: ``betas`` 0.96, 0.99 (gradient and Hessian EMAs), ``gamma`` 0.01 (the
+    update is ``clip(m / max(gamma * h, eps), 1)``), ``eps`` 1e-12, ``update_period`` k = 10 (steps between
+    Hessian estimates), ``probe`` gaussian.
+    """
+
+    betas: list[float] = field(default_factory=lambda: [0.96, 0.99])
+    gamma: float = 0.01
+    eps: float = 1e-12
+    update_period: int = 10
+    probe: ProbeName = "gaussian"
+
+    def __post_init__(self) -> None:
+        check_choices(self, "optim.sophia")
+        _check_betas("optim.sophia.betas", self.betas)
+        _check_positive("optim.sophia", "gamma", self.gamma)
+        _check_positive("optim.sophia", "eps", self.eps)
+        _check_period("optim.sophia", self.update_period)
+
+
+def _check_betas(key: str, betas: Any) -> None:
+    ok = isinstance(betas, list | tuple) and len(betas) == 2
+    if not ok or not all(isinstance(b, int | float) and 0 <= b < 1 for b in betas):
+        raise ConfigError(f"{key} must be two numbers in [0, 1), got {betas!r}")
+
+
 @dataclass
 class OptimConfig:
-    """Optimizer (AdamW by default), gradient clipping and accumulation."""
+    """Optimizer (AdamW by default), gradient clipping and accumulation.
+
+    ``adahessian`` and ``sophia`` (second-order, :mod:`sciml.training.second_order`) take their own options
+    from the sections of the same names.
+    """
 
     name: OptimizerName = "adamw"
     lr: float = 1e-3
@@ -136,11 +208,15 @@ class OptimConfig:
     grad_clip: float | None = None
     accumulate: int = 1
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    adahessian: AdaHessianConfig = field(default_factory=AdaHessianConfig)
+    sophia: SophiaConfig = field(default_factory=SophiaConfig)
 
     def __post_init__(self) -> None:
         check_choices(self, "optim")
         if self.accumulate < 1:
             raise ConfigError(f"optim.accumulate must be >= 1, got {self.accumulate}")
+        if self.name in ("adahessian", "sophia"):
+            _check_betas("optim.betas", self.betas)
 
 
 DEVICE_NAME = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
@@ -434,7 +510,7 @@ def _check_override_path(keys: list[str], dotted: str) -> None:
 
 def _resolve_dataclass(hint: Any) -> Any:
     """The dataclass a (string) annotation names, if it is one of ours; else None."""
-    names = {c.__name__: c for c in (SchedulerConfig,)}
+    names = {c.__name__: c for c in (SchedulerConfig, AdaHessianConfig, SophiaConfig)}
     return names.get(hint if isinstance(hint, str) else getattr(hint, "__name__", ""))
 
 

@@ -61,6 +61,7 @@ from sciml.training.distributed import DistributedContext, all_reduce_sum, repor
 from sciml.training.loggers import LOGGER_FILES, RunLoggers, check_logger_packages
 from sciml.training.rollout import rollout
 from sciml.training.sampler import EpochSampler
+from sciml.training.second_order import HessianDiagonalOptimizer, average_over_processes, build_second_order
 
 logger = logging.getLogger(__name__)
 
@@ -120,24 +121,28 @@ def build_loss(name: LossName, geometry: dict[str, Any]) -> LossFunction:
     return LOSSES[name](geometry)
 
 
-OPTIMIZERS: dict[str, Callable[[list[nn.Parameter], OptimConfig], torch.optim.Optimizer]] = {
-    "adamw": lambda params, o: torch.optim.AdamW(
-        params, lr=o.lr, weight_decay=o.weight_decay, betas=tuple(o.betas)
+OPTIMIZERS: dict[str, Callable[[nn.Module, list[nn.Parameter], RunConfig], torch.optim.Optimizer]] = {
+    "adamw": lambda model, params, c: torch.optim.AdamW(
+        params, lr=c.optim.lr, weight_decay=c.optim.weight_decay, betas=tuple(c.optim.betas)
     ),
-    "adam": lambda params, o: torch.optim.Adam(
-        params, lr=o.lr, weight_decay=o.weight_decay, betas=tuple(o.betas)
+    "adam": lambda model, params, c: torch.optim.Adam(
+        params, lr=c.optim.lr, weight_decay=c.optim.weight_decay, betas=tuple(c.optim.betas)
     ),
-    "sgd": lambda params, o: torch.optim.SGD(
-        params, lr=o.lr, weight_decay=o.weight_decay, momentum=o.betas[0]
+    "sgd": lambda model, params, c: torch.optim.SGD(
+        params, lr=c.optim.lr, weight_decay=c.optim.weight_decay, momentum=c.optim.betas[0]
     ),
+    # second order (Hessian-diagonal preconditioning): sciml.training.second_order
+    "adahessian": build_second_order,
+    "sophia": build_second_order,
 }
-"""``optim.name`` -> the optimizer over some parameters (keys: the values of ``OptimizerName``)."""
+"""``optim.name`` -> the optimizer over some parameters of a model, given the run config (keys: the values
+of ``OptimizerName``)."""
 
 
 def build_optimizer(model: nn.Module, config: RunConfig) -> torch.optim.Optimizer:
     """The ``optim.name`` optimizer (:data:`OPTIMIZERS`) over the model's trainable parameters."""
     params = [p for p in model.parameters() if p.requires_grad]
-    return OPTIMIZERS[config.optim.name](params, config.optim)
+    return OPTIMIZERS[config.optim.name](model, params, config)
 
 
 LRScheduler = torch.optim.lr_scheduler.LRScheduler
@@ -531,11 +536,19 @@ class Trainer:
             y = batch["y"].to(self.device, non_blocking=True)
             last_micro = (i + 1) % accumulate == 0 or i + 1 == len(self.loader)
             sync = last_micro or not self.context.enabled
-            with self._no_sync(not sync), self._autocast():
+            # a step refreshing a Hessian estimate differentiates twice: outside DDP's sync, averaged below
+            second_order = self.optimizer if isinstance(self.optimizer, HessianDiagonalOptimizer) else None
+            hessian = second_order is not None and second_order.hessian_due()
+            with self._no_sync(not sync or hessian), self._autocast():
                 loss = self._training_loss(x, y, self._pushforward_steps(i) if self.pushforward else None)
             self._check_finite(loss)
-            self.scaler.scale(loss / accumulate).backward()
+            if second_order is not None and hessian:
+                second_order.backward_with_hessian(loss / accumulate)
+            else:
+                self.scaler.scale(loss / accumulate).backward()
             if last_micro:
+                if second_order is not None and hessian:
+                    average_over_processes(second_order, self.context)
                 if clip is not None:
                     self.scaler.unscale_(self.optimizer)
                     torch.nn.utils.clip_grad_norm_(self.raw_model.parameters(), clip)
