@@ -1,4 +1,5 @@
-"""Generate a Navier-Stokes dataset from a recipe with the built-in pseudo-spectral solver.
+"""Generate a Navier-Stokes dataset from a recipe with the built-in pseudo-spectral solvers (2D vorticity, or
+3D forced homogeneous isotropic turbulence for a recipe with a ``hit`` section).
 
 Trajectories are solved in batches (with a progress bar) and streamed into one file, in The Well's HDF5
 schema (default) or FNO's MATLAB v7.3 layout. The file is written under a temporary name of its own and
@@ -27,12 +28,14 @@ from tqdm.auto import tqdm
 
 import sciml
 from sciml.config import to_dict
-from sciml.datasets.recipes import Recipe
+from sciml.datasets.recipes import HitSection, Recipe
 from sciml.datasets.resample import fourier_resample
 from sciml.datasets.writers.base import output_lock, remove_stale_temporaries
 from sciml.errors import ConfigError
+from sciml.metrics.turbulence import turbulence_statistics, vorticity_3d
 from sciml.progress import progress_disable
 from sciml.solvers.navier_stokes import NavierStokes2D, gaussian_random_field
+from sciml.solvers.navier_stokes_3d import NavierStokes3D, random_solenoidal_field, spectral_filter
 
 logger = logging.getLogger(__name__)
 
@@ -115,7 +118,13 @@ def initial_conditions(
 
 def make_solver(recipe: Recipe, resolution: int | None = None, dt: float | None = None) -> NavierStokes2D:
     """The solver a recipe describes; with ``resolution`` / ``dt``, the same problem (viscosity, forcing,
-    drag, box, stepper) on another grid or with another step, e.g. on the stored grid of the data."""
+    drag, box, stepper) on another grid or with another step, e.g. on the stored grid of the data. A 3D
+    recipe (with a ``hit`` section) is refused: its solver is :func:`make_solver_3d`'s."""
+    if recipe.hit is not None:
+        raise ConfigError(
+            f"recipe {recipe.name} is 3D (it has a hit section): its solver is make_solver_3d(recipe), "
+            "not the 2D vorticity solver"
+        )
     s = recipe.solver
     return NavierStokes2D(
         resolution=resolution or s.resolution,
@@ -126,6 +135,49 @@ def make_solver(recipe: Recipe, resolution: int | None = None, dt: float | None 
         dt=dt or s.dt,
         stepper=s.stepper,
     )
+
+
+def make_solver_3d(recipe: Recipe, resolution: int | None = None, dt: float | None = None) -> NavierStokes3D:
+    """The 3D solver of a recipe with a ``hit`` section (optionally on another grid or with another step)."""
+    s, hit = recipe.solver, _hit_section(recipe)
+    return NavierStokes3D(
+        resolution=resolution or s.resolution,
+        viscosity=s.viscosity,
+        domain_length=s.domain_length or 2.0 * np.pi,
+        forcing=s.forcing,
+        injection_rate=hit.injection_rate,
+        forcing_wavenumber=hit.forcing_wavenumber,
+        dt=dt or s.dt,
+        stepper=s.stepper,
+    )
+
+
+def _hit_section(recipe: Recipe) -> HitSection:
+    """The recipe's ``hit`` section, or a ConfigError when it is a 2D recipe."""
+    if recipe.hit is None:
+        raise ConfigError(f"recipe {recipe.name} has no hit section: it describes a 2D dataset")
+    return recipe.hit
+
+
+def initial_velocities(
+    recipe: Recipe, indices: range, device: torch.device, dtype: torch.dtype
+) -> torch.Tensor:
+    """Initial velocities of 3D trajectories ``indices`` ``[len(indices), 3, N, N, N]`` on the solver grid."""
+    hit, solver = _hit_section(recipe), make_solver_3d(recipe)
+    fields = [
+        random_solenoidal_field(
+            1,
+            solver.resolution,
+            peak_wavenumber=hit.peak_wavenumber,
+            energy=hit.initial_energy,
+            domain_length=solver.domain_length,
+            seed=trajectory_seed(recipe.seed, i),
+            dtype=dtype,
+            device=device,
+        )
+        for i in indices
+    ]
+    return torch.cat(fields)
 
 
 def downsample(field: torch.Tensor, resolution: int, method: str) -> torch.Tensor:
@@ -173,6 +225,10 @@ def generate(
     """
     if file_format not in FORMATS:
         raise ConfigError(f"unknown output format {file_format!r}; expected one of {sorted(FORMATS)}")
+    if recipe.dimensions == 3 and file_format != "well":
+        raise ConfigError(
+            f"recipe {recipe.name} is 3D: format {file_format!r} holds 2D fields only; expected 'well'"
+        )
     if n_trajectories is not None or seed is not None:
         recipe = Recipe.from_mapping(
             {
@@ -197,6 +253,9 @@ def _solve_and_write(
     recipe: Recipe, path: Path, file_format: str, device: torch.device, first_index: int, progress: bool
 ) -> None:
     """Solve the recipe's trajectories batch by batch and stream them into ``path`` (atomically)."""
+    if recipe.dimensions == 3:
+        _solve_and_write_3d(recipe, path, device, first_index, progress)
+        return
     dtype = torch.float64 if recipe.dtype == "float64" else torch.float32
     solver = make_solver(recipe)
     o = recipe.output
@@ -254,6 +313,115 @@ def _solve_and_write(
             )
             writer.write(start, w.float().cpu().numpy(), velocity.float().cpu().numpy())
     bar.close()
+
+
+def _solve_and_write_3d(
+    recipe: Recipe, path: Path, device: torch.device, first_index: int, progress: bool
+) -> None:
+    """The 3D (hit) recipe: DNS after the warm-up, spectrally filtered to the output grid, then written.
+
+    The filtered frames are small, so every batch is solved first and the file is written at the end with
+    the statistics in its attributes: ``statistics`` (JSON) holds ``dns`` (on the solver grid) and
+    ``filtered`` (on the stored grid), each the averages over every recorded frame of every trajectory of
+    :func:`sciml.metrics.turbulence.turbulence_statistics` (energy, u_rms, dissipation, Taylor microscale,
+    Re_lambda, Kolmogorov scale, k_max eta, the shell spectrum E(k)).
+    """
+    from sciml.datasets.writers.the_well import TheWellWriter
+
+    dtype = torch.float64 if recipe.dtype == "float64" else torch.float32
+    solver = make_solver_3d(recipe)
+    o = recipe.output
+    n_out = recipe.output_resolution
+    n_frames = round(o.t_final / o.record_every) + 1
+    times = o.warmup + o.record_every * np.arange(n_frames)
+    steps_per_trajectory = round((o.warmup + o.t_final) / solver.dt)
+    bar = tqdm(
+        total=recipe.n_trajectories * steps_per_trajectory,
+        disable=progress_disable(progress),
+        unit="traj-step",
+        unit_scale=True,
+        desc=f"generate {recipe.name}",
+    )
+    logger.info(
+        "generating %s (3D): %d trajectories on %s -> %s", recipe.name, recipe.n_trajectories, device, path
+    )
+    velocities, vorticities, dns_stats, filtered_stats = [], [], [], []
+    for start in range(0, recipe.n_trajectories, recipe.batch_size):
+        indices = range(start, min(start + recipe.batch_size, recipe.n_trajectories))
+        u0 = initial_velocities(
+            recipe, range(first_index + indices.start, first_index + indices.stop), device, dtype
+        )
+        if o.warmup > 0:
+            advance = functools.partial(_advance, bar, bar.n, len(indices))
+            u0 = solver.simulate(u0, o.warmup, o.warmup, progress=advance).velocity[:, -1]
+        advance = functools.partial(_advance, bar, bar.n, len(indices))
+        velocity = solver.simulate(u0, o.t_final, o.record_every, progress=advance).velocity
+        dns_stats.append(
+            (len(indices), turbulence_statistics(velocity, solver.viscosity, solver.domain_length))
+        )
+        filtered = spectral_filter(velocity, n_out)
+        filtered_stats.append(
+            (len(indices), turbulence_statistics(filtered, solver.viscosity, solver.domain_length))
+        )
+        velocities.append(filtered.movedim(2, -1).float().cpu().numpy())
+        vorticities.append(vorticity_3d(filtered, solver.domain_length).movedim(2, -1).float().cpu().numpy())
+    bar.close()
+    dns = _weighted_mean(dns_stats)
+    statistics = {
+        "dns": dns,
+        "filtered": _weighted_mean(filtered_stats),
+        "dns_resolution": solver.resolution,
+        "filter": f"sharp spectral cutoff |k_i| < {n_out}/3 (the {n_out}^3 grid's 2/3-dealiased band)",
+        "frames": "every recorded frame of every trajectory (after the warm-up)",
+    }
+    logger.info(
+        "%s: DNS Re_lambda %.1f, dissipation %.4f, k_max eta %.2f",
+        recipe.name,
+        dns["re_lambda"],
+        dns["dissipation"],
+        dns["k_max_eta"],
+    )
+    attributes = {
+        "recipe": recipe.to_yaml(),
+        "dataset_name": recipe.name,
+        "forcing": str(recipe.solver.forcing),
+        "stepper": recipe.solver.stepper,
+        "solver_resolution": recipe.solver.resolution,
+        "dt": recipe.solver.dt,
+        "injection_rate": solver.injection_rate,
+        "statistics": statistics,
+        "generation": generation_settings(device, dtype, first_index),
+    }
+    with TheWellWriter(
+        path,
+        n_trajectories=recipe.n_trajectories,
+        times=times,
+        grid_shape=(n_out, n_out, n_out),
+        domain_lengths=(solver.domain_length,) * 3,
+        viscosity=solver.viscosity,
+        attributes=attributes,
+    ) as writer:
+        start = 0
+        for velocity_frames, vorticity_frames in zip(velocities, vorticities, strict=True):
+            writer.write(start, vorticity_frames, velocity_frames)
+            start += velocity_frames.shape[0]
+
+
+def _weighted_mean(parts: list[tuple[int, dict[str, Any]]]) -> dict[str, Any]:
+    """Average per-batch statistics, weighted by the batch sizes (lists elementwise)."""
+    total = sum(weight for weight, _ in parts)
+    keys = parts[0][1].keys()
+    result: dict[str, Any] = {}
+    for key in keys:
+        if isinstance(parts[0][1][key], list):
+            columns = zip(*(stats[key] for _, stats in parts), strict=True)
+            weights = [weight for weight, _ in parts]
+            result[key] = [
+                sum(w * v for w, v in zip(weights, column, strict=True)) / total for column in columns
+            ]
+        else:
+            result[key] = sum(weight * stats[key] for weight, stats in parts) / total
+    return result
 
 
 def _solver_device(device: str | torch.device | None) -> torch.device:

@@ -1,4 +1,5 @@
-"""Dataset recipes: the YAML description of a generated Navier-Stokes dataset.
+"""Dataset recipes: the YAML description of a generated Navier-Stokes dataset (2D vorticity, or 3D forced
+homogeneous isotropic turbulence with a ``hit`` section, e.g. ``datasets/hit_quick.yaml``).
 
 A recipe fixes everything that determines the data: the solver (resolution, viscosity, forcing, drag,
 time step, stepper), the initial-condition distribution, the recorded frames (output resolution, horizon,
@@ -61,6 +62,27 @@ class OutputSection:
     warmup: float = 0.0
 
 
+@dataclass
+class HitSection:
+    """3D forced homogeneous isotropic turbulence: with this section the recipe runs
+    :class:`sciml.solvers.navier_stokes_3d.NavierStokes3D` (``solver.forcing``: ``linear`` or ``band``,
+    ``solver.domain_length`` default 2 pi) from random solenoidal fields, and stores the velocity spectrally
+    filtered to the output grid (``output.downsample: spectral``, a sharp cutoff at the output grid's
+    2/3-dealiased band). ``initial_condition`` is not used.
+
+    Attributes:
+        injection_rate: power P the forcing injects (the mean dissipation once statistically steady).
+        forcing_wavenumber: k_f of the band forcing (modes ``|k| <= k_f``, units of 2 pi / L).
+        peak_wavenumber: peak of the initial spectrum ``k^4 exp(-2 (k / k_p)^2)``.
+        initial_energy: kinetic energy of the initial fields.
+    """
+
+    injection_rate: float = 0.1
+    forcing_wavenumber: float = 2.0
+    peak_wavenumber: float = 3.0
+    initial_energy: float = 0.5
+
+
 RECIPE_FOLDERS = ("datasets",)
 """The shipped folder of dataset recipes (names resolve there)."""
 
@@ -80,6 +102,7 @@ class Recipe:
     batch_size: int = 16
     dtype: str = "float32"
     description: str = ""
+    hit: HitSection | None = None
 
     def __post_init__(self) -> None:
         # the name becomes a cache file name: no path separators, no "..", no hidden files
@@ -99,12 +122,42 @@ class Recipe:
                 f"recipe {self.name}: output.downsample must be 'subsample' or 'spectral', "
                 f"got {self.output.downsample!r}"
             )
+        if self.hit is not None:
+            self._check_hit()
         out = self.output_resolution
         if out > self.solver.resolution or self.solver.resolution % out:
             raise ConfigError(
                 f"recipe {self.name}: output.resolution {out} must divide solver.resolution "
                 f"{self.solver.resolution}"
             )
+
+    def _check_hit(self) -> None:
+        """The 3D recipe's own constraints (ConfigError naming the key)."""
+        from sciml.solvers.navier_stokes_3d import FORCINGS
+
+        if self.solver.forcing not in FORCINGS:
+            raise ConfigError(
+                f"recipe {self.name}: solver.forcing must be one of {FORCINGS} for a 3D (hit) recipe, "
+                f"got {self.solver.forcing!r}"
+            )
+        if self.output.downsample != "spectral":
+            raise ConfigError(
+                f"recipe {self.name}: output.downsample must be 'spectral' for a 3D (hit) recipe (the DNS is "
+                f"filtered spectrally), got {self.output.downsample!r}"
+            )
+        if self.solver.drag:
+            raise ConfigError(
+                f"recipe {self.name}: solver.drag is not used in 3D; expected none, got {self.solver.drag}"
+            )
+        for key in ("injection_rate", "forcing_wavenumber", "peak_wavenumber", "initial_energy"):
+            value = getattr(self.hit, key)
+            if not isinstance(value, int | float) or not value > 0 or value == float("inf"):
+                raise ConfigError(f"recipe {self.name}: hit.{key} must be a finite number > 0, got {value!r}")
+
+    @property
+    def dimensions(self) -> int:
+        """2 for the vorticity recipes, 3 with a ``hit`` section."""
+        return 2 if self.hit is None else 3
 
     @property
     def output_resolution(self) -> int:
@@ -113,7 +166,10 @@ class Recipe:
 
     def to_yaml(self) -> str:
         """The recipe as YAML text (stored inside generated files)."""
-        return yaml.safe_dump(to_dict(self), sort_keys=False)
+        data = to_dict(self)
+        if data["hit"] is None:  # 2D recipes read (and hash) as before the 3D section existed
+            del data["hit"]
+        return yaml.safe_dump(data, sort_keys=False)
 
     @classmethod
     def from_mapping(cls, data: dict[str, Any], where: str = "recipe") -> Recipe:

@@ -6,7 +6,8 @@ This layer knows nothing of models, training or dataset readers; geometry comes 
 
 Modules by kind: :mod:`~sciml.metrics.sobolev` (norms, errors), :mod:`~sciml.metrics.nonperiodic`
 (walled boxes), :mod:`~sciml.metrics.spectral` (energy and enstrophy spectra),
-:mod:`~sciml.metrics.temporal` (rollout error curves), :mod:`~sciml.metrics.losses` (``nn.Module`` losses).
+:mod:`~sciml.metrics.temporal` (rollout error curves), :mod:`~sciml.metrics.losses` (``nn.Module`` losses),
+:mod:`~sciml.metrics.turbulence` (3D statistics: shell spectrum, dissipation, Re_lambda, PDFs).
 """
 
 from sciml.metrics.losses import SobolevLoss
@@ -32,13 +33,21 @@ from sciml.metrics.spectral import (
     vorticity_spectrum,
 )
 from sciml.metrics.temporal import RolloutSummary, rollout_errors, rollout_summary
+from sciml.metrics.turbulence import (
+    dissipation,
+    energy_spectrum_3d,
+    taylor_reynolds_number,
+    turbulence_statistics,
+)
 
 __all__ = [
     "GridMetadata",
     "RolloutSummary",
     "SobolevLoss",
     "default_n_bins",
+    "dissipation",
     "energy_spectrum",
+    "energy_spectrum_3d",
     "enstrophy",
     "kinetic_energy",
     "metadata_options",
@@ -54,6 +63,8 @@ __all__ = [
     "sobolev_error_for",
     "sobolev_norm",
     "sobolev_norm_nonperiodic",
+    "taylor_reynolds_number",
     "tukey_window",
+    "turbulence_statistics",
     "vorticity_spectrum",
 ]

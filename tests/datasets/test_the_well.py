@@ -317,7 +317,7 @@ def test_writer_round_trip(tmp_path):
         assert f.attrs["n_trajectories"] == 3 and f.attrs["viscosity"] == pytest.approx(1e-3)
         assert list(f.attrs["simulation_parameters"]) == ["viscosity"]
         assert f.attrs["dt"] == pytest.approx(0.01) and f.attrs["forcing"] == "fno"
-        assert f["t0_fields/vorticity"].chunks == (1, 3, X, Y)
+        assert f["t0_fields/vorticity"].chunks == (1, 1, X, Y)
         assert f["t0_fields/vorticity"].dtype == np.float32
         assert f["t1_fields/velocity"].shape == (3, 3, X, Y, 2)
         assert f["boundary_conditions/x_periodic"].attrs["bc_type"] == "PERIODIC"

@@ -162,8 +162,8 @@ class TrajectoryWriter(abc.ABC):
         path: final file name.
         n_trajectories: number of trajectories the file will hold.
         times: time stamps of the frames, shape ``(T,)`` (``times[0]`` is the initial state).
-        grid_shape: ``(X, Y)``.
-        domain_lengths: box lengths ``(Lx, Ly)``; the grid is ``x_i = i * Lx / X`` (periodic).
+        grid_shape: ``(X, Y)`` or ``(X, Y, Z)``.
+        domain_lengths: box lengths ``(Lx, Ly[, Lz])``; the grid is ``x_i = i * Lx / X`` (periodic).
         viscosity: kinematic viscosity.
         attributes: further metadata (e.g. ``{"recipe": yaml_text, "forcing": "fno"}``) stored in the file.
     """
@@ -174,8 +174,8 @@ class TrajectoryWriter(abc.ABC):
         *,
         n_trajectories: int,
         times: np.ndarray,
-        grid_shape: tuple[int, int],
-        domain_lengths: tuple[float, float],
+        grid_shape: tuple[int, ...],
+        domain_lengths: tuple[float, ...],
         viscosity: float,
         attributes: dict[str, Any] | None = None,
     ) -> None:
@@ -207,15 +207,23 @@ class TrajectoryWriter(abc.ABC):
     def _flush_and_close(self) -> None:
         """Flush and close the temporary file."""
 
+    @property
+    def vorticity_components(self) -> tuple[int, ...]:
+        """Trailing axes of the vorticity: none in 2D (a scalar), ``(3,)`` in 3D (a vector)."""
+        return () if len(self.grid_shape) == 2 else (len(self.grid_shape),)
+
     def write(self, start: int, vorticity: np.ndarray, velocity: np.ndarray) -> None:
-        """Store a batch: vorticity ``[b, T, X, Y]`` and velocity ``[b, T, X, Y, 2]``."""
+        """Store a batch: vorticity ``[b, T, X, Y]`` and velocity ``[b, T, X, Y, 2]`` (2D), or vorticity and
+        velocity ``[b, T, X, Y, Z, 3]`` (3D)."""
         b = vorticity.shape[0]
-        expected_w = (b, len(self.times), *self.grid_shape)
-        if vorticity.shape != expected_w or velocity.shape != (*expected_w, 2):
+        frames = (b, len(self.times), *self.grid_shape)
+        expected_w = (*frames, *self.vorticity_components)
+        expected_u = (*frames, len(self.grid_shape))
+        if vorticity.shape != expected_w or velocity.shape != expected_u:
             raise DataFormatError(
                 self.tmp_path,
                 "batch of the wrong shape",
-                expected=f"vorticity {expected_w} and velocity {(*expected_w, 2)}",
+                expected=f"vorticity {expected_w} and velocity {expected_u}",
                 found=f"{vorticity.shape} and {velocity.shape}",
             )
         if start < 0 or start + b > self.n_trajectories:

@@ -74,6 +74,13 @@ class FnoMatWriter(TrajectoryWriter):
     def _create(self) -> None:
         n = self.n_trajectories
         n_t = len(self.times)
+        if len(self.grid_shape) != 2:
+            raise DataFormatError(
+                self.path,
+                "the FNO .mat layout holds 2D fields only",
+                expected="a 2D grid",
+                found=self.grid_shape,
+            )
         nx, ny = self.grid_shape
         if n_t < 2 or n < 1 or nx < 1 or ny < 1:
             raise DataFormatError(

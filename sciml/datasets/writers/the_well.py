@@ -1,4 +1,4 @@
-"""Generated 2D periodic Navier-Stokes trajectories written in The Well's HDF5 schema.
+"""Generated periodic Navier-Stokes trajectories (2D or 3D) written in The Well's HDF5 schema.
 
 The file written (``B`` trajectories, ``T`` frames, an ``X x Y`` grid)::
 
@@ -19,6 +19,10 @@ The file written (``B`` trajectories, ``T`` frames, an ``X x Y`` grid)::
     t2_fields/             attrs field_names=[]
 
 Each field carries ``dim_varying=[True, True]``, ``sample_varying=True``, ``time_varying=True``.
+
+3D (an ``X x Y x Z`` grid): ``n_spatial_dims=3``, ``spatial_dims=["x", "y", "z"]``, a ``z`` coordinate and
+``z_periodic``, and the vorticity is a vector: ``t0_fields`` is empty and ``t1_fields`` holds
+``velocity (B, T, X, Y, Z, 3)`` and ``vorticity (B, T, X, Y, Z, 3)`` (``dim_varying=[True, True, True]``).
 """
 
 from __future__ import annotations
@@ -80,25 +84,24 @@ class TheWellWriter(TrajectoryWriter):
     def _create(self) -> None:
         b = self.n_trajectories
         t = len(self.times)
-        nx, ny = self.grid_shape
-        lx, ly = self.domain_lengths
         try:
             f = h5py.File(self.tmp_path, "x")
         except OSError as err:
             raise DataFormatError(self.tmp_path, f"cannot create the file ({err})") from err
         self._file = f
         try:
-            self._write_layout(f, b, t, nx, ny, lx, ly)
+            self._write_layout(f, b, t)
         except Exception:
             self._flush_and_close()
             self.tmp_path.unlink(missing_ok=True)
             raise
 
-    def _write_layout(self, f: h5py.File, b: int, t: int, nx: int, ny: int, lx: float, ly: float) -> None:
+    def _write_layout(self, f: h5py.File, b: int, t: int) -> None:
+        axes = ("x", "y", "z")[: len(self.grid_shape)]
         name = self.attributes.get("dataset_name") or self.path.stem
         f.attrs["dataset_name"] = str(name)
         f.attrs["grid_type"] = "cartesian"
-        f.attrs["n_spatial_dims"] = 2
+        f.attrs["n_spatial_dims"] = len(axes)
         f.attrs["n_trajectories"] = b
         f.attrs["simulation_parameters"] = _str_array(["viscosity"])
         f.attrs["viscosity"] = self.viscosity
@@ -115,17 +118,17 @@ class TheWellWriter(TrajectoryWriter):
                 f.attrs[key] = stored
 
         dims = f.create_group("dimensions")
-        dims.attrs["spatial_dims"] = _str_array(["x", "y"])
+        dims.attrs["spatial_dims"] = _str_array(list(axes))
         time = dims.create_dataset("time", data=self.times.astype(np.float64))
         time.attrs["sample_varying"] = False
         time.attrs["time_varying"] = True
-        for axis, n, length in (("x", nx, lx), ("y", ny, ly)):
+        for axis, n, length in zip(axes, self.grid_shape, self.domain_lengths, strict=True):
             coord = dims.create_dataset(axis, data=np.arange(n, dtype=np.float64) * (length / n))
             coord.attrs["sample_varying"] = False
             coord.attrs["time_varying"] = False
 
         bcs = f.create_group("boundary_conditions")
-        for axis, n in (("x", nx), ("y", ny)):
+        for axis, n in zip(axes, self.grid_shape, strict=True):
             bc = bcs.create_group(f"{axis}_periodic")
             bc.attrs["associated_dims"] = _str_array([axis])
             bc.attrs["associated_fields"] = _str_array([])
@@ -142,27 +145,37 @@ class TheWellWriter(TrajectoryWriter):
         nu.attrs["sample_varying"] = False
         nu.attrs["time_varying"] = False
 
-        chunks = b > 0 and t > 0 and nx > 0 and ny > 0
-        for group_name, field, trailing in (("t0_fields", "vorticity", ()), ("t1_fields", "velocity", (2,))):
+        chunks = b > 0 and t > 0 and all(n > 0 for n in self.grid_shape)
+        # 2D: the scalar vorticity is a t0 field; 3D: vorticity and velocity are both t1 (vector) fields
+        vorticity_group = "t0_fields" if not self.vorticity_components else "t1_fields"
+        fields: dict[str, list[tuple[str, tuple[int, ...]]]] = {
+            "t0_fields": [],
+            "t1_fields": [],
+            "t2_fields": [],
+        }
+        fields["t1_fields"].append(("velocity", (len(axes),)))
+        fields[vorticity_group].append(("vorticity", self.vorticity_components))
+        for group_name, group_fields in fields.items():
             group = f.create_group(group_name)
-            group.attrs["field_names"] = _str_array([field])
-            ds = group.create_dataset(
-                field,
-                shape=(b, t, nx, ny, *trailing),
-                dtype=np.float32,
-                chunks=(1, t, nx, ny, *trailing) if chunks else None,
-            )
-            ds.attrs["dim_varying"] = np.array([True, True])
-            ds.attrs["sample_varying"] = True
-            ds.attrs["time_varying"] = True
-        t2 = f.create_group("t2_fields")
-        t2.attrs["field_names"] = _str_array([])
+            group.attrs["field_names"] = _str_array([field for field, _ in group_fields])
+            for field, trailing in group_fields:
+                ds = group.create_dataset(
+                    field,
+                    shape=(b, t, *self.grid_shape, *trailing),
+                    dtype=np.float32,
+                    # one frame per chunk: a time window read (from a URL too) moves only its frames
+                    chunks=(1, 1, *self.grid_shape, *trailing) if chunks else None,
+                )
+                ds.attrs["dim_varying"] = np.array([True] * len(axes))
+                ds.attrs["sample_varying"] = True
+                ds.attrs["time_varying"] = True
 
     def _write(self, start: int, vorticity: np.ndarray, velocity: np.ndarray) -> None:
         if self._file is None:
             raise DataFormatError(self.tmp_path, "writer is closed")
         stop = start + vorticity.shape[0]
-        self._file["t0_fields/vorticity"][start:stop] = np.asarray(vorticity, dtype=np.float32)
+        group = "t0_fields" if not self.vorticity_components else "t1_fields"
+        self._file[f"{group}/vorticity"][start:stop] = np.asarray(vorticity, dtype=np.float32)
         self._file["t1_fields/velocity"][start:stop] = np.asarray(velocity, dtype=np.float32)
 
     def _flush_and_close(self) -> None:
