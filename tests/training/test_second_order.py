@@ -413,3 +413,25 @@ def test_benchmark_quick_mode_writes_its_record_and_learning_curves(tmp_path, lo
         assert len(curve["step"]) == len(curve["seconds"]) == len(curve["test_l2"]) == family["epochs"] + 1
     text = module.markdown(record)
     assert f"`{record['command']}`" in text and "|---|" in text and "equal wall time" in text
+
+
+def test_gp_hm_benchmark_quick_mode_runs_every_arm_with_the_precision_cap(tmp_path, load_script):
+    """bench_optimizers_gp --quick: every arm on the GP-HM objective; AdaHessian survives its first steps
+    only because log tau is capped (its Newton-like step along tau_b, curvature ~1e-17, is otherwise +inf)."""
+    module = load_script("bench_optimizers_gp")
+    out = tmp_path / "optimizers_gp.json"
+    record = module.main(["--quick", "--out", str(out)])
+    assert json.loads(out.read_text())["benchmark"] == "second_order_optimizers_gp_hm"
+    assert out.with_suffix(".png").stat().st_size > 0
+    (case,) = record["cases"]
+    runs = {run["arm"]: run for run in case["runs"]}
+    assert set(runs) == {"exact", "adam+lbfgs", "adam", "adahessian", "sophia"}
+    for name in ("adam", "adahessian", "sophia"):
+        run = runs[name]
+        assert run["failure"] is None and run["steps"] == 6, name
+        seconds = [point[0] for point in run["curve"]]
+        assert len(seconds) == 2 and seconds == sorted(seconds), name  # every 5 steps and at the end
+    summary = module.summarize(case)
+    assert summary["adam"]["rel_l2"] == runs["adam"]["curve"][-1][1]
+    text = module.markdown(record)
+    assert f"`{record['command']}`" in text and "|---|" in text and "adahessian" in text
