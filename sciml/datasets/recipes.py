@@ -86,7 +86,8 @@ class HitSection:
 RECIPE_FOLDERS = ("datasets",)
 """The shipped folder of dataset recipes (names resolve there)."""
 
-_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+"""A recipe name (it becomes a cache file name): no path separators, no "..", no hidden files."""
 
 
 @dataclass
@@ -106,7 +107,7 @@ class Recipe:
 
     def __post_init__(self) -> None:
         # the name becomes a cache file name: no path separators, no "..", no hidden files
-        if not isinstance(self.name, str) or not _SAFE_NAME.fullmatch(self.name):
+        if not isinstance(self.name, str) or not SAFE_NAME.fullmatch(self.name):
             raise ConfigError(
                 f"recipe name {self.name!r} is not a plain file name: expected letters, digits, '.', '_' "
                 "or '-', starting with a letter or digit"
@@ -181,3 +182,23 @@ class Recipe:
         """Read a recipe file: a path, or the name of a shipped recipe (``ns_quick`` or
         ``datasets/ns_quick.yaml``, from any working directory; see :func:`sciml.assets.resolve_config`)."""
         return cls.from_mapping(load_yaml(path, folders=RECIPE_FOLDERS), where=str(path))
+
+
+def recipe_from_mapping(data: dict[str, Any], where: str = "recipe") -> Any:
+    """A recipe of any kind from its mapping: no ``kind`` key is a Navier-Stokes :class:`Recipe`,
+    ``kind: poisson_ritz`` DCDM's Poisson data (:class:`sciml.datasets.poisson_ritz.PoissonRitzRecipe`)."""
+    kind = data.get("kind")
+    if kind is None:
+        return Recipe.from_mapping(data, where)
+    if kind == "poisson_ritz":
+        from sciml.datasets.poisson_ritz import PoissonRitzRecipe
+
+        return PoissonRitzRecipe.from_mapping(data, where)
+    raise ConfigError(
+        f"{where}: kind {kind!r} is not a recipe kind (expected no kind for Navier-Stokes, or 'poisson_ritz')"
+    )
+
+
+def load_recipe(path: str | Path) -> Any:
+    """Read a recipe file of any kind (:func:`recipe_from_mapping`); ``path`` as in :meth:`Recipe.from_yaml`."""
+    return recipe_from_mapping(load_yaml(path, folders=RECIPE_FOLDERS), where=str(path))

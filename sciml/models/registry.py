@@ -68,6 +68,32 @@ class SpectralLossModel(Protocol):
         ...
 
 
+@runtime_checkable
+class ModelDefinedLoss(Protocol):
+    """A model that defines its own training loss, which the Trainer then uses instead of ``train.loss``.
+
+    ``training_loss(x, prediction, y)`` gets the batch's (physical) inputs, the prediction ``model(x)`` of the
+    trained operator (through every wrapper: normalization, DDP, compile) and the targets, and returns the
+    scalar loss; it is for losses that need more than prediction and target, e.g. the residual of an
+    operator that the input defines (DCDM: :mod:`sciml.models.dcdm`). :func:`model_defined_loss` finds it on
+    a model or on the model a wrapper holds (``Normalized.model``).
+    """
+
+    def training_loss(self, x: torch.Tensor, prediction: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The scalar training loss of one batch."""
+        ...
+
+
+def model_defined_loss(
+    model: nn.Module,
+) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] | None:
+    """The ``training_loss`` of ``model`` or of the model it wraps (``model.model``), else ``None``."""
+    for candidate in (model, getattr(model, "model", None)):
+        if isinstance(candidate, ModelDefinedLoss):
+            return candidate.training_loss
+    return None
+
+
 Builder = Callable[..., nn.Module]
 _REGISTRY: dict[str, Builder] = {}
 
@@ -152,6 +178,7 @@ def _get(name: str) -> Builder:
 
 def _load_families() -> None:
     """Import the built-in families (each registers itself)."""
+    import sciml.models.dcdm
     import sciml.models.deeponet
     import sciml.models.fno
     import sciml.models.lsm

@@ -17,6 +17,7 @@ import torch
 from torch.utils.data import Dataset
 
 import sciml.datasets as sd
+from sciml.datasets import poisson_ritz
 from sciml.datasets.base import PairDataset, TrajectoryDataset
 from sciml.datasets.metadata import DatasetMetadata
 from sciml.datasets.normalization import FieldNormalizer
@@ -56,17 +57,32 @@ def resolve_data_path(cfg: DataConfig, base_dir: Path | None = None, generate_mi
         p = Path(cfg.path)
         return p if p.is_absolute() or p.exists() else base / p
     from sciml.datasets.generate import default_output_path, generate
-    from sciml.datasets.recipes import Recipe
 
-    recipe_path = Path(cfg.recipe)  # a file here or in base, else a shipped recipe's name (Recipe.from_yaml)
-    if not recipe_path.exists() and not recipe_path.is_absolute() and (base / recipe_path).exists():
-        recipe_path = base / recipe_path
-    recipe = Recipe.from_yaml(recipe_path)
+    recipe = _recipe(cfg, base)
+    if isinstance(recipe, poisson_ritz.PoissonRitzRecipe):  # DCDM's data (sciml.datasets.poisson_ritz)
+        return poisson_ritz.resolve(recipe, generate_missing)
     path = default_output_path(recipe)
     if not path.exists() and generate_missing:
         logger.info("generating %s into the cache (%s)", recipe.name, path)
         generate(recipe, path, reuse_existing=True)
     return path
+
+
+def _recipe(cfg: DataConfig, base: Path) -> Any:
+    """The recipe of ``cfg`` (a file here or in ``base``, else a shipped recipe's name), of any kind."""
+    from sciml.datasets.recipes import load_recipe
+
+    recipe_path = Path(str(cfg.recipe))
+    if not recipe_path.exists() and not recipe_path.is_absolute() and (base / recipe_path).exists():
+        recipe_path = base / recipe_path
+    return load_recipe(recipe_path)
+
+
+def reader_options(cfg: DataConfig, base_dir: Path | None = None) -> dict[str, Any]:
+    """Keyword arguments of the data file's reader: those a ``poisson_ritz`` recipe's files need, else none."""
+    if cfg.recipe is not None and isinstance(_recipe(cfg, base_dir or Path.cwd()), poisson_ritz.PoissonRitzRecipe):
+        return dict(poisson_ritz.READER_OPTIONS)
+    return {}
 
 
 def channel_indices(metadata: DatasetMetadata, fields: list[str] | None) -> list[int] | None:
@@ -129,7 +145,7 @@ def build_data(
     validation and test windows, the normalization and ``out_channels`` stay those of ``t_out``.
     """
     path = path or resolve_data_path(cfg, base_dir)
-    source = sd.open(path, format=cfg.format)
+    source = sd.open(path, format=cfg.format, **reader_options(cfg, base_dir))
     meta = source.metadata
     splits = split_by_trajectory(
         len(source),

@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 
 from sciml.errors import ConfigError, SciMLError
 from sciml.metrics import SobolevLoss, metadata_options, sobolev_error
-from sciml.models.registry import SpectralLossModel, spectral_layer_types
+from sciml.models.registry import SpectralLossModel, model_defined_loss, spectral_layer_types
 from sciml.progress import progress_disable
 from sciml.training.checkpoint import (
     CheckpointError,
@@ -594,7 +594,18 @@ class Trainer:
         of target frames; per-frame relative errors averaged, as in the FNO paper's time-stepping); with
         ``unroll_gradient: last`` (the pushforward trick of Brandstetter et al., ICLR 2022), a rollout of
         ``steps`` (drawn in 1 .. K per batch) whose first ``steps - 1`` run without gradients; only the last
-        prediction is compared with its target window."""
+        prediction is compared with its target window. A model that defines its own loss
+        (:class:`~sciml.models.registry.ModelDefinedLoss`, e.g. DCDM's residual) gets ``training_loss(x,
+        model(x), y)`` called instead of ``train.loss`` (with neither unroll nor the spectral loss)."""
+        own_loss = model_defined_loss(self.raw_model)
+        if own_loss is not None:
+            if self.unroll > 1 or self.spectral_loss:
+                raise ConfigError(
+                    f"model {self.config.model_name!r} defines its own training loss: train.unroll must be "
+                    f"1 and train.loss not 'spectral' (got unroll {self.unroll}, loss "
+                    f"{self.config.train.loss!r})"
+                )
+            return own_loss(x, self.model(x).float(), y)
         if self.unroll > 1:  # the model's own predictions fed back (sciml.training.rollout)
             steps = self.unroll if steps is None else steps
             predictions = rollout(self.model, x, steps, gradient=self.unroll_gradient)

@@ -17,7 +17,7 @@ import torch
 
 from sciml.assets import resolve_config
 from sciml.config import to_dict
-from sciml.datasets.recipes import Recipe
+from sciml.datasets.recipes import Recipe, load_recipe
 from sciml.errors import ConfigError
 from sciml.training.config import RunConfig, load_config
 from sciml.zoo.card import render_card
@@ -75,8 +75,13 @@ def pretrained_from_run(
         "train_trajectories": len(bundle.splits["train"]),
     }
     evaluation: dict[str, Any] = {"n_trajectories": n_test, "rollout_steps": config.eval.rollout_steps}
-    if config.data.recipe is not None:
-        recipe = Recipe.from_yaml(config.data.recipe)
+    recipe = load_recipe(config.data.recipe) if config.data.recipe is not None else None
+    if recipe is not None and not isinstance(recipe, Recipe):
+        # generated, but no Navier-Stokes test set to regenerate (e.g. DCDM's kind: poisson_ritz): the card
+        # shows the generated file and the recipe that made it
+        dataset["path"] = Path(bundle.path).name
+        dataset["recipe_file"] = str(config.data.recipe)
+    elif recipe is not None:
         dataset["recipe"] = to_dict(recipe)
         dataset["recipe_file"] = str(config.data.recipe)
         evaluation["seed"] = recipe.seed + TEST_SEED_OFFSET if test_seed is None else test_seed
