@@ -311,7 +311,7 @@ def main(argv: list[str] | None = None) -> dict:
     if not args.quick:
         import sciml.zoo
 
-        names = [e.name for e in sciml.zoo.list()]
+        names = [e.name for e in sciml.zoo.list() if e.has_test_metrics]  # flow surrogates
         if args.models:
             wanted = [m.strip() for m in args.models.split(",") if m.strip()]
             unknown = sorted(set(wanted) - set(names))

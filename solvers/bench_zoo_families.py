@@ -234,13 +234,13 @@ def main(argv: list[str] | None = None) -> dict:
     """Measure and tabulate every zoo entry; returns the record."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="2 test trajectories, 3 timing rounds")
-    parser.add_argument("--names", nargs="*", help="zoo entries (default: all)")
+    parser.add_argument("--names", nargs="*", help="zoo entries (default: all with test metrics)")
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--out", help="folder of the JSON and PNG (default solvers/results[/quick])")
     args = parser.parse_args(argv)
     out = output_path(args.out, "", args.quick)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    names = args.names or [e.name for e in sciml.zoo.list()]
+    names = args.names or [e.name for e in sciml.zoo.list() if e.has_test_metrics]
     models = {name: sciml.zoo.load(name) for name in names}
     n_traj, rounds = (2, 3) if args.quick else (20, args.rounds)
     inputs = {name: _inputs(model, n_traj, 8) for name, model in models.items()}

@@ -121,6 +121,7 @@ BENCHMARKS: tuple[Benchmark, ...] = (
     Benchmark("bench_families", "Model families, same data and budget", "families.json"),
     Benchmark("bench_optimizers", "Second-order optimizers (issue 19)", "optimizers.json"),
     Benchmark("bench_optimizers_gp", "Second-order optimizers on the GP-HM objective", "optimizers_gp.json"),
+    Benchmark("bench_dcdm", "DCDM vs CG, IC-PCG and AMG (issue 20)", "dcdm.json"),
     Benchmark("bench_navier_stokes_3d", "3-D Navier-Stokes and LES (issue 18)", "navier_stokes_3d.json"),
     Benchmark(
         "bench_zoo_families",

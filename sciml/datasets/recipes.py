@@ -200,5 +200,6 @@ def recipe_from_mapping(data: dict[str, Any], where: str = "recipe") -> Any:
 
 
 def load_recipe(path: str | Path) -> Any:
-    """Read a recipe file of any kind (:func:`recipe_from_mapping`); ``path`` as in :meth:`Recipe.from_yaml`."""
+    """Read a recipe file of any kind (:func:`recipe_from_mapping`); ``path`` as for
+    :meth:`Recipe.from_yaml`."""
     return recipe_from_mapping(load_yaml(path, folders=RECIPE_FOLDERS), where=str(path))

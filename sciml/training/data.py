@@ -79,8 +79,11 @@ def _recipe(cfg: DataConfig, base: Path) -> Any:
 
 
 def reader_options(cfg: DataConfig, base_dir: Path | None = None) -> dict[str, Any]:
-    """Keyword arguments of the data file's reader: those a ``poisson_ritz`` recipe's files need, else none."""
-    if cfg.recipe is not None and isinstance(_recipe(cfg, base_dir or Path.cwd()), poisson_ritz.PoissonRitzRecipe):
+    """Keyword arguments of the data file's reader: those a ``poisson_ritz`` recipe's files need, else
+    none."""
+    if cfg.recipe is not None and isinstance(
+        _recipe(cfg, base_dir or Path.cwd()), poisson_ritz.PoissonRitzRecipe
+    ):
         return dict(poisson_ritz.READER_OPTIONS)
     return {}
 

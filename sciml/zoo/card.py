@@ -99,7 +99,7 @@ def render_card(config: dict[str, Any], *, front_matter: bool = False, repo_id: 
         *_test_metric_lines(config["name"] if repo_id is None else f"hf://{repo_id}", config.get("metrics")),
         *_run_test_lines(config.get("training", {}).get("run_test", {})),
         "",
-        *LIMITS,
+        *(LIMITS if "recipe" in config.get("dataset", {}) else OTHER_DATA_LIMITS),
         "",
     ]
     card = "\n".join(lines)
@@ -240,7 +240,15 @@ LIMITS = [
     "- Small, CPU-trained model with a short budget: it shows the family working end to end, not the "
     "papers' best accuracy.",
 ]
-"""The limits every card states."""
+"""The limits every card of a model trained on Navier-Stokes trajectories states."""
+
+OTHER_DATA_LIMITS = [
+    "## Limits",
+    "- Trained only on the data named above; on other data (other scenes, resolutions or equations) "
+    "expect weaker results.",
+    LIMITS[-1],
+]
+"""The limits of a card of a model trained on a file or on another kind of recipe (e.g. DCDM's)."""
 
 
 def _dataset_id(config: dict[str, Any]) -> str | None:

@@ -57,6 +57,13 @@ class ZooEntry:
     test_l2: float | None
     description: str
 
+    @property
+    def has_test_metrics(self) -> bool:
+        """Whether the entry was measured on regenerated Navier-Stokes test trajectories (its card's test
+        metrics; an entry trained on a file or on another kind of recipe, e.g. DCDM's Poisson data, has
+        none)."""
+        return self.test_l2 is not None
+
     def row(self) -> str:
         """The entry as one line of the ``python -m sciml.zoo list`` table."""
         l2 = f"{self.test_l2:.4f}" if self.test_l2 is not None else "-"

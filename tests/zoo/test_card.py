@@ -17,7 +17,7 @@ def test_shipped_card_is_the_rendering_of_its_config(config_file):
 
 
 def test_card_of_a_model_trained_on_a_file_says_its_test_set_cannot_be_regenerated():
-    config = json.loads(SHIPPED[0].read_text())
+    config = next(c for c in (json.loads(p.read_text()) for p in SHIPPED) if "metrics" in c)
     config["dataset"] = {"path": "flows.h5"}
     del config["metrics"], config["training"]["run_test"]
     card = render_card(config)

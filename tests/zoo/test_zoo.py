@@ -174,6 +174,10 @@ SHIPPED = sorted(read_manifest(ROOT / "models")["models"])
 def test_shipped_entry_loads_offline_and_reproduces_its_card(name, monkeypatch):
     monkeypatch.setenv("SCIML_ZOO", str(ROOT / "models"))
     model = sciml.zoo.load(name)
+    if "recipe" not in model.config["dataset"]:  # no Navier-Stokes test set to regenerate (e.g. DCDM)
+        assert "metrics" not in model.config
+        assert read_manifest(ROOT / "models")["models"][name]["test_l2"] is None
+        return
     measured = evaluate_pretrained(model, n_trajectories=2, progress=False)
     assert compare_with_card(measured, model.metrics) == []
 
