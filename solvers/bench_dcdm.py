@@ -10,7 +10,7 @@ most of its energy in the low modes). Solvers: CG, IC(0)-PCG, pyamg's smoothed a
 Timings are per system: the solvers of one system run back to back in a rotating order, ``--rounds``
 times, and each reports the median of its setup + solve seconds; ratios are taken within a system.
 
-``python solvers/bench_dcdm.py [--quick] [--model NAME|RUN_DIR] [--out JSON]``
+``OMP_NUM_THREADS=1 python solvers/bench_dcdm.py [--quick] [--model NAME|RUN_DIR] [--out JSON]``
 """
 
 from __future__ import annotations
@@ -42,6 +42,17 @@ SOLVERS = (*BASELINES, "dcdm", "dcdm-10")
 DEFAULT_MODEL = "dcdm_poisson64"
 LARGE = 512
 """From this grid size on: one scene, and no ``dcdm-10``."""
+
+
+def size_list(text: str) -> list[int]:
+    """``"64,128"`` -> ``[64, 128]`` (``""``: none); grid sizes of at least 8."""
+    try:
+        sizes = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if any(n < 8 for n in sizes):
+        raise argparse.ArgumentTypeError(f"grid sizes must be >= 8, got {text!r}")
+    return sizes
 
 
 def load_network(spec: str | None) -> tuple[DCDM, str]:
@@ -290,8 +301,15 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--model", default=None, help=f"zoo name or run folder (default {DEFAULT_MODEL})")
     parser.add_argument("--rounds", type=int, default=None)
     parser.add_argument("--dcdm-cap", type=int, default=None, help="DCDM iteration cap")
-    parser.add_argument("--sizes", default=None, help="comma-separated 2-D sizes (default 64,128,256,512)")
-    parser.add_argument("--sizes-3d", default=None, help="comma-separated 3-D sizes, baselines (32,64)")
+    parser.add_argument(
+        "--sizes", type=size_list, default=None, help="comma-separated 2-D sizes (default 64,128,256,512)"
+    )
+    parser.add_argument(
+        "--sizes-3d",
+        type=size_list,
+        default=None,
+        help="comma-separated 3-D sizes, baselines (32,64; '' none)",
+    )
     parser.add_argument("--out", help="JSON record (default solvers/results[/quick]/dcdm.json)")
     args = parser.parse_args(argv)
     out_path = output_path(args.out, "dcdm.json", args.quick)
@@ -303,12 +321,8 @@ def main(argv: list[str] | None = None) -> dict:
     else:
         sizes, sizes_3d = [64, 128, 256, 512], [32, 64]
         scenes, rounds, cap = [("boxes", 101), ("blobs", 102)], args.rounds or 1, 200
-    sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else sizes
-    sizes_3d = (
-        [int(s) for s in args.sizes_3d.split(",")]
-        if args.sizes_3d is not None and args.sizes_3d
-        else ([] if args.sizes_3d == "" else sizes_3d)
-    )
+    sizes = args.sizes or sizes
+    sizes_3d = sizes_3d if args.sizes_3d is None else args.sizes_3d
     cap = args.dcdm_cap or cap
     # the largest grid on the first scene only (DCDM's network costs about 2 s an iteration there)
     rows = [
@@ -329,7 +343,7 @@ def main(argv: list[str] | None = None) -> dict:
         "summary": summarize(rows),
         "rows": rows,
         **environment("cpu"),
-        "command": "python solvers/bench_dcdm.py"
+        "command": "OMP_NUM_THREADS=1 python solvers/bench_dcdm.py"
         + (" --quick" if args.quick else "")
         + (f" --model {args.model}" if args.model else ""),
     }

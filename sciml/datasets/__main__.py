@@ -41,11 +41,16 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         if args.command == "generate":
+            from sciml.datasets import poisson_ritz
             from sciml.datasets.generate import generate
-            from sciml.datasets.recipes import Recipe
+            from sciml.datasets.recipes import load_recipe
 
+            recipe = load_recipe(args.recipe)
+            if isinstance(recipe, poisson_ritz.PoissonRitzRecipe):  # DCDM's data: a .pt file of x/y pairs
+                print(poisson_ritz.generate(recipe, args.out))
+                return 0
             path = generate(
-                Recipe.from_yaml(args.recipe),
+                recipe,
                 args.out,
                 file_format=args.format,
                 device=args.device,

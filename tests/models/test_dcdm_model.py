@@ -9,6 +9,7 @@ import yaml
 from torch import nn
 
 import sciml.zoo
+from sciml.datasets.__main__ import main as datasets_cli
 from sciml.datasets.recipes import load_recipe
 from sciml.errors import ConfigError
 from sciml.models.dcdm import DCDM, DCDMNet
@@ -173,6 +174,10 @@ def test_recipe_data_hold_unit_rms_right_hand_sides_and_their_solutions(tiny_rec
     assert np.sqrt(np.mean(b**2)) == pytest.approx(1.0, rel=1e-5)
     solution = to_fluid(item["y"][0].numpy(), cells)
     np.testing.assert_allclose(laplacian_matrix(cells) @ solution, b, atol=1e-4)
+    out = tmp_path / "cli.pt"  # the datasets CLI generates the same file from the recipe
+    assert datasets_cli(["generate", str(tiny_recipe), "--out", str(out)]) == 0
+    cli, cached = (torch.load(p, weights_only=True) for p in (out, build_data(config.data).path))
+    assert all(torch.equal(cli[key], cached[key]) for key in ("x", "y"))
 
 
 def test_bad_recipe_is_one_config_error(tmp_path, monkeypatch):
