@@ -39,8 +39,8 @@ mat = sd.open(mat_path)
 assert mat.metadata.format != well.metadata.format
 assert torch.equal(mat.read(1), reference)
 
-# netCDF: the labeled (sample, time, x, y) view of any dataset, saved by xarray
-well.to_xarray().to_netcdf(workdir / "tiny.nc")
+# netCDF: every dataset writes itself as netCDF-4 (one variable per channel over sample, time, x, y)
+well.to_netcdf(workdir / "tiny.nc")  # netCDF-4 through h5netcdf
 netcdf = sd.open(workdir / "tiny.nc")
 assert torch.equal(netcdf.read(1)[:, :1], reference)
 

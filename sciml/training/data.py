@@ -20,6 +20,7 @@ import sciml.datasets as sd
 from sciml.datasets.base import PairDataset, TrajectoryDataset
 from sciml.datasets.metadata import DatasetMetadata
 from sciml.datasets.normalization import FieldNormalizer
+from sciml.datasets.remote import is_url, local_path
 from sciml.datasets.windows import InitialToFinalDataset, TimeWindowDataset, split_by_trajectory
 from sciml.errors import ConfigError
 from sciml.training.config import DataConfig
@@ -40,7 +41,7 @@ class DataBundle:
     x_stats: tuple[torch.Tensor, torch.Tensor]
     y_stats: tuple[torch.Tensor, torch.Tensor]
     source: Any
-    path: Path
+    path: Path | str  # a local file, or a URL
     splits: dict[str, np.ndarray]
 
     @property
@@ -49,10 +50,18 @@ class DataBundle:
         return tuple(self.metadata.domain_lengths) or (1.0,) * len(self.metadata.grid_shape)
 
 
-def resolve_data_path(cfg: DataConfig, base_dir: Path | None = None, generate_missing: bool = True) -> Path:
-    """The data file of a config: ``path`` as given, or the cache file of ``recipe`` (generated if absent)."""
+def resolve_data_path(
+    cfg: DataConfig, base_dir: Path | None = None, generate_missing: bool = True
+) -> Path | str:
+    """The data file of a config: ``path`` as given, or the cache file of ``recipe`` (generated if absent).
+
+    A remote URL (``https://``, ``s3://``, ``hf://``, ...) is returned unchanged, as a string; a ``file://``
+    URL as its local path.
+    """
     base = base_dir or Path.cwd()
     if cfg.path is not None:
+        if is_url(cfg.path):
+            return local_path(cfg.path) or cfg.path
         p = Path(cfg.path)
         return p if p.is_absolute() or p.exists() else base / p
     from sciml.datasets.generate import default_output_path, generate
@@ -120,7 +129,7 @@ def trajectory_samples(
 
 
 def build_data(
-    cfg: DataConfig, base_dir: Path | None = None, path: Path | None = None, unroll: int = 1
+    cfg: DataConfig, base_dir: Path | None = None, path: Path | str | None = None, unroll: int = 1
 ) -> DataBundle:
     """Open the data, split by trajectory, cut samples and fit the normalization on the training split.
 
@@ -129,7 +138,7 @@ def build_data(
     validation and test windows, the normalization and ``out_channels`` stay those of ``t_out``.
     """
     path = path or resolve_data_path(cfg, base_dir)
-    source = sd.open(path, format=cfg.format)
+    source = sd.open(path, format=cfg.format, **(cfg.options or {}))
     meta = source.metadata
     splits = split_by_trajectory(
         len(source),
@@ -180,7 +189,7 @@ def build_data(
         x_stats=x_stats,
         y_stats=y_stats,
         source=source,
-        path=Path(path),
+        path=path if is_url(path) else Path(path),
         splits=splits,
     )
 

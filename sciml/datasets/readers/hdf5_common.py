@@ -15,13 +15,14 @@ import h5py
 import numpy as np
 
 from sciml.datasets.base import check_read_size, describe_error, selection_shape
+from sciml.datasets.remote import RemoteOptions, is_url, local_path, open_hdf5_url
 from sciml.errors import DataFormatError
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 HDF5_SUFFIXES = (".hdf5", ".h5", ".he5", ".hdf")
 
 
-def looks_like_hdf5(path: Path, header: bytes) -> bool:
+def looks_like_hdf5(path: Path | str, header: bytes) -> bool:
     """Whether ``path`` is a plain HDF5 file (not a MATLAB v7.3 ``.mat``, which carries a user block).
 
     The HDF5 signature sits at offset 0, or at 512, 1024, 2048, ... after a user block.
@@ -31,7 +32,7 @@ def looks_like_hdf5(path: Path, header: bytes) -> bool:
     for offset in range(0, len(header) - len(HDF5_SIGNATURE) + 1, 512):
         if header[offset : offset + len(HDF5_SIGNATURE)] == HDF5_SIGNATURE:
             return True
-    if len(header) < 1024:
+    if len(header) < 1024 or is_url(path):
         return False
     try:  # signature beyond the header bytes we were given (user block >= 1024 bytes)
         return bool(h5py.is_hdf5(path))
@@ -39,15 +40,16 @@ def looks_like_hdf5(path: Path, header: bytes) -> bool:
         return False
 
 
-def peek_hdf5(path: Path, header: bytes, test: Callable[[h5py.File], bool]) -> bool:
-    """Open ``path`` read-only and apply ``test`` to it; ``False`` on any failure (for ``sniff``).
+def peek_hdf5(path: Path | str, header: bytes, test: Callable[[h5py.File], bool]) -> bool:
+    """Open ``path`` (a local file or a URL) read-only and apply ``test`` to it; ``False`` on any failure
+    (for ``sniff``).
 
     netCDF-4 files (HDF5 underneath, root attribute ``_NCProperties``) are left to the netCDF reader.
     """
     if not looks_like_hdf5(path, header):
         return False
     try:
-        with h5py.File(path, "r") as f:
+        with open_hdf5(path) as f:
             if "_NCProperties" in f.attrs:
                 return False
             return bool(test(f))
@@ -55,10 +57,21 @@ def peek_hdf5(path: Path, header: bytes, test: Callable[[h5py.File], bool]) -> b
         return False
 
 
-def open_hdf5(path: str | os.PathLike[str]) -> h5py.File:
-    """Open an HDF5 file read-only, turning h5py's errors into :class:`DataFormatError`."""
+def open_hdf5(
+    path: str | os.PathLike[str], options: RemoteOptions | None = None, **h5py_options: Any
+) -> h5py.File:
+    """Open an HDF5 file read-only, turning h5py's errors into :class:`DataFormatError`.
+
+    ``path`` may be a URL (:mod:`sciml.datasets.remote`): the file is then read through an fsspec file
+    object with ``options`` (default: those of :func:`~sciml.datasets.remote.active_options`).
+    """
+    if is_url(path):
+        local = local_path(str(path))
+        if local is None:
+            return open_hdf5_url(str(path), options, **h5py_options)
+        path = local
     try:
-        return h5py.File(path, "r")
+        return h5py.File(path, "r", **h5py_options)
     except FileNotFoundError as err:
         raise DataFormatError(path, "no such file") from err
     except OSError as err:

@@ -35,7 +35,14 @@ import torch
 import yaml
 from torch.utils.data import ConcatDataset
 
-from sciml.datasets.base import TimeIndex, TrajectoryDataset, check_finite, data_format_errors, describe_error
+from sciml.datasets.base import (
+    TimeIndex,
+    TrajectoryDataset,
+    check_finite,
+    check_read_size,
+    data_format_errors,
+    describe_error,
+)
 from sciml.datasets.metadata import DatasetMetadata
 from sciml.datasets.readers._layout import attribute_key, box_length, parse_flag
 from sciml.datasets.readers.hdf5_common import (
@@ -43,12 +50,13 @@ from sciml.datasets.readers.hdf5_common import (
     as_str_list,
     frame_count,
     key_of,
-    looks_like_hdf5,
     open_hdf5,
+    peek_hdf5,
     plain_scalar,
     read_array,
 )
 from sciml.datasets.registry import register_reader
+from sciml.datasets.remote import url_name
 from sciml.errors import DataFormatError
 
 logger = logging.getLogger(__name__)
@@ -129,21 +137,20 @@ class TheWellReader(TrajectoryDataset):
 
     format_name = "the_well"
     suffixes = (".hdf5", ".h5")
+    reads_urls = True
+    checks_finite = True  # _read checks the frames it returns, naming the field's key
 
     @classmethod
-    def sniff(cls, path: Path, header: bytes) -> bool:
+    def sniff(cls, path: Path | str, header: bytes) -> bool:
         """An HDF5 file with a ``dimensions`` group and at least one ``t{0,1,2}_fields`` group."""
-        if not looks_like_hdf5(path, header):
-            return False
-        try:
-            with h5py.File(path, "r") as f:
-                if "_NCProperties" in f.attrs:
-                    return False
-                return isinstance(f.get("dimensions"), h5py.Group) and any(
-                    isinstance(f.get(g), h5py.Group) for g in FIELD_GROUPS
-                )
-        except Exception:
-            return False
+        return peek_hdf5(
+            path,
+            header,
+            lambda f: (
+                isinstance(f.get("dimensions"), h5py.Group)
+                and any(isinstance(f.get(g), h5py.Group) for g in FIELD_GROUPS)
+            ),
+        )
 
     def __init__(self, path: str | os.PathLike[str], *, fields: Sequence[str] | str | None = None) -> None:
         super().__init__(path)
@@ -153,7 +160,7 @@ class TheWellReader(TrajectoryDataset):
             p = self.path
             dims = _get(f, "dimensions", p, h5py.Group, "a group")
             spatial_dims = self._spatial_dims(f, dims)
-            self.dataset_name = as_str(f.attrs.get("dataset_name", Path(p).stem))
+            self.dataset_name = as_str(f.attrs.get("dataset_name", Path(url_name(p)).stem))
             grid_type = as_str(f.attrs.get("grid_type", "cartesian"))
             if grid_type != "cartesian":
                 logger.warning("%s: grid_type %r; coordinates are used as given", p, grid_type)
@@ -190,7 +197,7 @@ class TheWellReader(TrajectoryDataset):
 
     # -- opening -------------------------------------------------------------------------------------------
     def _open_handle(self) -> h5py.File:
-        return open_hdf5(self.path)
+        return open_hdf5(self.path, self.remote_options)
 
     def _file(self) -> h5py.File:
         return self.handle()
@@ -479,15 +486,42 @@ class TheWellReader(TrajectoryDataset):
         array = np.moveaxis(array, -1, 1)
         return np.broadcast_to(array, (n_sel, len(fld.components), *self.metadata.grid_shape))
 
+    def _dataset(self, key: str) -> h5py.Dataset:
+        """The h5py dataset ``key`` of this process's handle (looked up once per handle: a lookup costs
+        about as much as reading a small frame)."""
+        f = self._file()
+        if getattr(self, "_datasets_of", None) is not f:
+            self._datasets: dict[str, h5py.Dataset] = {}
+            self._datasets_of = f
+        if key not in self._datasets:
+            self._datasets[key] = f[key]
+        return self._datasets[key]
+
     def _read(self, index: int, times: slice) -> np.ndarray:
         sel, n_sel = times, frame_count(times)
+        grid = self.metadata.grid_shape
         if n_sel == 0:
-            return np.empty((0, len(self._channels), *self.metadata.grid_shape), dtype=np.float32)
+            return np.empty((0, len(self._channels), *grid), dtype=np.float32)
+        dtypes = [self._dataset(self._fields[i].key).dtype for i, _ in self._channels]
+        out = np.empty((n_sel, len(self._channels), *grid), dtype=_output_dtype(dtypes))
         blocks: dict[int, np.ndarray] = {}
-        for i, _ in self._channels:
+        for channel, (i, c) in enumerate(self._channels):
+            fld = self._fields[i]
+            if fld.sample_varying and fld.time_varying and all(fld.dim_varying):
+                if i not in blocks:  # [T_sel, *grid, (D,)*order], components last, as stored
+                    ds = self._dataset(fld.key)
+                    check_read_size(self.path, (n_sel, *ds.shape[2:]), ds.dtype.itemsize, key=fld.key)
+                    with data_format_errors(self.path, f"read {fld.key}"):
+                        blocks[i] = ds[index, sel].reshape(n_sel, *grid, len(fld.components))
+                out[:, channel] = blocks[i][..., c]
+                continue
             if i not in blocks:
-                blocks[i] = self._field_block(self._fields[i], index, sel, n_sel)
-        out = np.stack([blocks[i][:, c] for i, c in self._channels], axis=1)
+                blocks[i] = self._field_block(fld, index, sel, n_sel)
+            out[:, channel] = blocks[i][:, c]
+        if out.dtype.kind == "f" and not np.isfinite(out).all():
+            bad = next(k for k in range(out.shape[1]) if not np.isfinite(out[:, k]).all())
+            key = self._fields[self._channels[bad][0]].key
+            check_finite(out[:, bad], self.path, key, f"trajectory {index}")
         return out
 
     def times_of(self, index: int) -> np.ndarray:
@@ -496,10 +530,22 @@ class TheWellReader(TrajectoryDataset):
             return self._times_all.copy()
         return self._times_all[index].copy()
 
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state.pop("_datasets", None)  # h5py objects of this process's handle
+        state.pop("_datasets_of", None)
+        return state
+
     @property
     def fields(self) -> tuple[WellField, ...]:
         """Every field of the file (selected or not), in file order."""
         return tuple(self._fields)
+
+
+def _output_dtype(dtypes: list[np.dtype]) -> np.dtype:
+    """float64 when any field is float64 (or wider), else float32 (also for integer and boolean fields)."""
+    wide = [d for d in dtypes if d.kind == "f" and d.itemsize >= 8]
+    return np.dtype(np.float64) if wide else np.dtype(np.float32)
 
 
 def _find_viscosity(values: dict[str, Any]) -> float | None:
