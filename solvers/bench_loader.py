@@ -103,9 +103,13 @@ class RawWindows:
         return self.w[i, s : s + self.span], self.u[i, s : s + self.span]
 
     def read_as_tensor(self, k: int) -> torch.Tensor:
-        """The same bytes in the model's layout: ``[T, C, X, Y]`` (velocity components moved to channels)."""
+        """The same bytes in the model's layout: ``[T, C, X, Y]`` (velocity components moved to channels),
+        each field copied once into one preallocated array, the least any loader must do with them."""
         w, u = self.read(k)
-        return torch.from_numpy(np.concatenate([w[:, np.newaxis], np.moveaxis(u, -1, 1)], axis=1))
+        out = np.empty((w.shape[0], 3, *w.shape[1:]), dtype=w.dtype)
+        out[:, 0] = w
+        out[:, 1:] = np.moveaxis(u, -1, 1)
+        return torch.from_numpy(out)
 
 
 def pass_over(read: Callable[[int], object], order: list[int]) -> None:

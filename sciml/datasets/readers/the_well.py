@@ -497,27 +497,41 @@ class TheWellReader(TrajectoryDataset):
             self._datasets[key] = f[key]
         return self._datasets[key]
 
+    def _runs(self) -> list[tuple[int, int, int, int]]:
+        """The selected channels as runs ``(first channel, field, first component, count)`` of one field's
+        consecutive components (velocity's ``u, v`` are one run of 2): each run is filled by one copy."""
+        runs: list[tuple[int, int, int, int]] = []
+        for channel, (i, c) in enumerate(self._channels):
+            if runs and runs[-1][1] == i and runs[-1][2] + runs[-1][3] == c:
+                first, _, c0, count = runs[-1]
+                runs[-1] = (first, i, c0, count + 1)
+            else:
+                runs.append((channel, i, c, 1))
+        return runs
+
     def _read(self, index: int, times: slice) -> np.ndarray:
         sel, n_sel = times, frame_count(times)
         grid = self.metadata.grid_shape
         if n_sel == 0:
             return np.empty((0, len(self._channels), *grid), dtype=np.float32)
-        dtypes = [self._dataset(self._fields[i].key).dtype for i, _ in self._channels]
-        out = np.empty((n_sel, len(self._channels), *grid), dtype=_output_dtype(dtypes))
-        blocks: dict[int, np.ndarray] = {}
-        for channel, (i, c) in enumerate(self._channels):
+        if getattr(self, "_layout_of", None) is not self._file():  # per handle: dtypes, runs
+            dtypes = [self._dataset(self._fields[i].key).dtype for i, _ in self._channels]
+            self._out_dtype, self._run_list = _output_dtype(dtypes), self._runs()
+            self._layout_of = self._file()
+        out = np.empty((n_sel, len(self._channels), *grid), dtype=self._out_dtype)
+        for first, i, c0, count in self._run_list:
             fld = self._fields[i]
+            target = out[:, first : first + count]
             if fld.sample_varying and fld.time_varying and all(fld.dim_varying):
-                if i not in blocks:  # [T_sel, *grid, (D,)*order], components last, as stored
-                    ds = self._dataset(fld.key)
-                    check_read_size(self.path, (n_sel, *ds.shape[2:]), ds.dtype.itemsize, key=fld.key)
-                    with data_format_errors(self.path, f"read {fld.key}"):
-                        blocks[i] = ds[index, sel].reshape(n_sel, *grid, len(fld.components))
-                out[:, channel] = blocks[i][..., c]
-                continue
-            if i not in blocks:
-                blocks[i] = self._field_block(fld, index, sel, n_sel)
-            out[:, channel] = blocks[i][:, c]
+                # [T_sel, *grid, (D,)*order] as stored, components last: one copy moves the run's
+                # components to channels (the layout change a model needs; nothing else is copied)
+                ds = self._dataset(fld.key)
+                check_read_size(self.path, (n_sel, *ds.shape[2:]), ds.dtype.itemsize, key=fld.key)
+                with data_format_errors(self.path, f"read {fld.key}"):
+                    block = ds[index, sel].reshape(n_sel, *grid, len(fld.components))
+                target[...] = np.moveaxis(block[..., c0 : c0 + count], -1, 1)
+            else:
+                target[...] = self._field_block(fld, index, sel, n_sel)[:, c0 : c0 + count]
         if out.dtype.kind == "f" and not np.isfinite(out).all():
             bad = next(k for k in range(out.shape[1]) if not np.isfinite(out[:, k]).all())
             key = self._fields[self._channels[bad][0]].key
@@ -532,8 +546,8 @@ class TheWellReader(TrajectoryDataset):
 
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()
-        state.pop("_datasets", None)  # h5py objects of this process's handle
-        state.pop("_datasets_of", None)
+        for name in ("_datasets", "_datasets_of", "_layout_of"):  # h5py objects of this process's handle
+            state.pop(name, None)
         return state
 
     @property
