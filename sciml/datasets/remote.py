@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
 import hashlib
 import logging
 import os
@@ -294,18 +295,47 @@ def open_hdf5_url(url: str, options: RemoteOptions | None = None, **h5py_options
     Raises:
         DataFormatError: the URL cannot be opened, or its content is not HDF5.
     """
-    import h5py
-
     handle = open_url(url, options)
     try:
         with remote_errors(url, "open as HDF5"):
-            return h5py.File(handle, "r", **h5py_options)
+            f = _remote_hdf5_class()(handle, "r", **h5py_options)
     except BaseException:
         handle.close()
         raise
+    f._sciml_fileobj = handle
+    return f
+
+
+@functools.lru_cache(maxsize=1)
+def _remote_hdf5_class() -> type:
+    """``h5py.File`` that also closes the fsspec file object it reads (h5py leaves a file object open)."""
+    import h5py
+
+    class RemoteHDF5File(h5py.File):
+        def close(self) -> None:
+            fileobj = getattr(self, "_sciml_fileobj", None)
+            try:
+                super().close()
+            finally:
+                if fileobj is not None:
+                    fileobj.close()
+
+    return RemoteHDF5File
 
 
 # ----------------------------------------------------------------------------------------------- download
+@contextlib.contextmanager
+def _local_errors(path: Path, doing: str) -> Iterator[None]:
+    """An OSError of the local side (disk full, permission, a folder in the way) as one DataFormatError
+    naming the local file."""
+    try:
+        yield
+    except SciMLError:
+        raise
+    except OSError as err:
+        raise DataFormatError(path, f"cannot {doing} ({describe_error(err)})") from err
+
+
 @dataclass(frozen=True)
 class Download:
     """What :func:`download` did: the local file, its SHA-256, its size, and whether it was already there."""
@@ -399,20 +429,26 @@ def download(
             logger.info("%s: verified copy already there (sha256 %s)", target, recorded)
             return Download(target, recorded, target.stat().st_size, reused=True)
     opts = options or RemoteOptions(block_size=DOWNLOAD_CHUNK_BYTES, cache_type="none")
-    target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{os.getpid()}-{secrets.token_hex(4)}.partial")
     digest = hashlib.sha256()
     n_bytes = 0
     try:
-        with open_binary(url, opts) as source, open(tmp, "wb") as sink:
-            announced = getattr(source, "size", None)
-            with remote_errors(url, "download"):
-                while block := source.read(DOWNLOAD_CHUNK_BYTES):
+        with remote_errors(url, "open"):
+            source = open_binary(url, opts)
+        with source, _local_errors(target, "write the copy"):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with open(tmp, "wb") as sink:
+                announced = getattr(source, "size", None)
+                while True:
+                    with remote_errors(url, "download"):
+                        block = source.read(DOWNLOAD_CHUNK_BYTES)
+                    if not block:
+                        break
                     digest.update(block)
                     sink.write(block)
                     n_bytes += len(block)
-            sink.flush()
-            os.fsync(sink.fileno())
+                sink.flush()
+                os.fsync(sink.fileno())
         if isinstance(announced, int) and n_bytes != announced:
             raise DataFormatError(url, "download ended early", expected=f"{announced} bytes", found=n_bytes)
         found = digest.hexdigest()
@@ -420,12 +456,15 @@ def download(
             raise DataFormatError(
                 url, "checksum mismatch; nothing kept", expected=f"sha256 {expected}", found=found
             )
-        os.replace(tmp, target)
+        with _local_errors(target, "write the copy"):
+            os.replace(tmp, target)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # nothing to remove where the folder itself is missing
+            tmp.unlink(missing_ok=True)
         raise
     from sciml.atomic import write_text_atomically
 
-    write_text_atomically(checksum_path(target), f"{found}  {target.name}\n")
+    with _local_errors(checksum_path(target), "write the checksum"):
+        write_text_atomically(checksum_path(target), f"{found}  {target.name}\n")
     logger.info("downloaded %s to %s (%d bytes, sha256 %s)", url, target, n_bytes, found)
     return Download(target, found, n_bytes, reused=False)

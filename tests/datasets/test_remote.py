@@ -74,6 +74,9 @@ def test_http_url_reads_the_same_frames_and_only_their_bytes(served):
     window_bytes = 2 * 3 * X * Y * 4
     file_bytes = (folder / "flow.hdf5").stat().st_size
     assert moved <= window_bytes + 4 * 16 * 2**10 and moved < file_bytes / 4  # lazy: not the whole file
+    fileobj = remote.handle()._sciml_fileobj  # the fsspec file h5py reads
+    remote.close()
+    assert fileobj.closed  # closed with the dataset (h5py leaves file objects open)
 
 
 def test_memory_and_file_urls_read_like_the_local_path(tmp_path):
@@ -146,6 +149,15 @@ def test_download_writes_a_verified_copy_atomically(served, tmp_path):
     with pytest.raises(DataFormatError, match="checksum mismatch"):
         download(server.url("flow.hdf5"), wrong, sha256="0" * 64)
     assert list(wrong.parent.iterdir()) == []  # nothing half-written, nothing kept
+    gone = (tmp_path / "gone.hdf5").as_uri()
+    with pytest.raises(DataFormatError, match="not found") as err:
+        download(gone, tmp_path / "gone_copy.hdf5")
+    assert gone in str(err.value)
+    blocked = tmp_path / "a_file" / "flow.hdf5"  # its folder would be a file: the local side fails
+    blocked.parent.write_text("")
+    with pytest.raises(DataFormatError, match="cannot write the copy") as err:
+        download(server.url("flow.hdf5"), blocked)
+    assert str(blocked) in str(err.value)
 
 
 def test_download_command(served, tmp_path, capsys):
