@@ -409,7 +409,8 @@ def download(
 
     Args:
         url: a remote URL (``https://``, ``s3://``, ``hf://``, ...) or a ``file://`` URL / local path.
-        out: the local file, or an existing folder to put it in (default :func:`default_download_path`).
+        out: the local file, or a folder to put it in (one that exists, or a path ending in ``/``;
+            default :func:`default_download_path`).
         sha256: the expected SHA-256 (hex); a mismatch leaves nothing behind.
         options: file-system options (credentials); the block size is that of the reads.
         force: download even when a verified copy exists.
@@ -421,7 +422,7 @@ def download(
     expected = _check_hex(sha256)
     source_name = url_name(url)
     target = Path(out) if out is not None else default_download_path(url)
-    if target.is_dir():
+    if target.is_dir() or str(out).endswith(("/", os.sep)):  # a folder: the URL's file name in it
         target = target / source_name
     if target.exists() and not force:
         recorded = recorded_sha256(target)
