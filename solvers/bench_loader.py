@@ -8,7 +8,9 @@ shuffled order, interleaved round by round; ratios are paired per round (median)
 * ``raw_h5py``: ``f["t0_fields/vorticity"][i, s:s+n]`` and ``f["t1_fields/velocity"][i, s:s+n]`` through
   h5py, nothing else (the bytes a window needs, no tensor, no checks);
 * ``raw_h5py_layout``: the same, then the model's layout (velocity components moved to channels, one
-  ``[T, C, X, Y]`` tensor), the least any loader must do with these bytes;
+  ``[T, C, X, Y]`` tensor, each field copied once into it), the least any loader must do with these bytes;
+* ``raw_h5py_read_direct``: the same layout, HDF5 writing the vorticity straight into its slots of the
+  ``[T, C, X, Y]`` array (``Dataset.read_direct`` with a destination selection) instead of our copy;
 * ``dataset``: ``TimeWindowDataset(sciml.datasets.open(path))[k]`` (a finished ``{"x", "y"}`` sample:
   channels stacked time-major, NaN/inf checked, a tensor the caller owns);
 * ``loader_w0`` / ``loader_w2``: the same through ``torch.utils.data.DataLoader`` (batch 8, 0 or 2
@@ -111,6 +113,16 @@ class RawWindows:
         out[:, 1:] = np.moveaxis(u, -1, 1)
         return torch.from_numpy(out)
 
+    def read_direct_layout(self, k: int) -> torch.Tensor:
+        """The model's layout with HDF5 writing the vorticity straight into its ``[T, 0, X, Y]`` slots
+        (``read_direct`` with a destination selection: no copy of ours for that field), the velocity as in
+        :meth:`read_as_tensor` (a per-component file selection is an element-wise gather in HDF5)."""
+        i, s = divmod(k, self.per_trajectory)
+        out = np.empty((self.span, 3, *self.w.shape[2:]), dtype=self.w.dtype)
+        self.w.read_direct(out, np.s_[i, s : s + self.span], np.s_[:, 0])
+        out[:, 1:] = np.moveaxis(self.u[i, s : s + self.span], -1, 1)
+        return torch.from_numpy(out)
+
 
 def pass_over(read: Callable[[int], object], order: list[int]) -> None:
     for k in order:
@@ -186,6 +198,7 @@ def run(quick: bool, workdir: Path) -> dict:
         variants = {
             "raw_h5py": lambda: pass_over(raw_local.read, order),
             "raw_h5py_layout": lambda: pass_over(raw_local.read_as_tensor, order),
+            "raw_h5py_read_direct": lambda: pass_over(raw_local.read_direct_layout, order),
             "dataset": lambda: pass_over(local_windows.__getitem__, order),
             "loader_w0": lambda: loader_pass(loader_w0),
             "loader_w2": lambda: loader_pass(loader_w2),
@@ -206,6 +219,7 @@ def run(quick: bool, workdir: Path) -> dict:
 
     ratios = {
         "raw_layout_to_raw": paired("raw_h5py_layout", "raw_h5py"),
+        "raw_read_direct_to_raw": paired("raw_h5py_read_direct", "raw_h5py"),
         "dataset_to_raw": paired("dataset", "raw_h5py"),
         "dataset_to_raw_layout": paired("dataset", "raw_h5py_layout"),
         "loader_w0_to_raw_layout": paired("loader_w0", "raw_h5py_layout"),
@@ -251,6 +265,11 @@ def markdown(record: dict) -> str:
             "raw h5py + the model's layout (`[T, C, X, Y]` tensor)",
             num(wps["raw_h5py_layout"], 0),
             num(r["raw_layout_to_raw"]),
+        ],
+        [
+            "raw h5py `read_direct` of the vorticity into its `[T, C, X, Y]` slots (HDF5 scatters)",
+            num(wps["raw_h5py_read_direct"], 0),
+            num(r["raw_read_direct_to_raw"]),
         ],
         ["sciml dataset, no DataLoader", num(wps["dataset"], 0), num(r["dataset_to_raw"])],
         [

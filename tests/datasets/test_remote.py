@@ -191,6 +191,7 @@ def test_loader_benchmark_quick(load_script, tmp_path):
     assert set(wps) == {
         "raw_h5py",
         "raw_h5py_layout",
+        "raw_h5py_read_direct",
         "dataset",
         "loader_w0",
         "loader_w2",
