@@ -40,7 +40,10 @@ def main(argv: list[str] | None = None) -> int:
     info.add_argument("--format", help="force a reader")
     down = sub.add_parser("download", help="copy a remote file (https://, s3://, hf://, ...) to a local file")
     down.add_argument("url")
-    down.add_argument("--out", help="local file, or folder (existing, or ending in /) (default: <cache>/downloads/<scheme>/<host>/...)")
+    down.add_argument(
+        "--out",
+        help="local file, or folder (existing, or ending in /); default: <cache>/downloads/<scheme>/<host>/",
+    )
     down.add_argument("--sha256", help="expected SHA-256 (hex); a mismatch keeps nothing")
     down.add_argument("--force", action="store_true", help="download even when a verified copy exists")
     args = parser.parse_args(argv)
