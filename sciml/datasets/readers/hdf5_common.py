@@ -7,6 +7,7 @@ every read is checked against the read limit (:func:`sciml.datasets.base.max_rea
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from sciml.datasets.remote import RemoteOptions, is_url, local_path, open_hdf5_u
 from sciml.errors import DataFormatError
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+_PREADV = getattr(os, "preadv", None)
 HDF5_SUFFIXES = (".hdf5", ".h5", ".he5", ".hdf")
 
 
@@ -162,6 +164,92 @@ def read_array(dataset: h5py.Dataset, path: str, selection: Any = (), *, numeric
         raise DataFormatError(
             path, f"cannot read ({describe_error(err)}); is the file truncated?", key=key
         ) from err
+
+
+class FrameBytes:
+    """Where each frame ``[i, t]`` of an uncompressed HDF5 dataset ``[B, T, *frame]`` lies in its file, so
+    that a window's frames are read with one ``readinto`` each, straight into the caller's array.
+
+    Raw h5py slicing allocates its output and copies each chunk into it; a reader that must then move the
+    frames into another layout (The Well's components-last fields into ``[T, C, X, Y]``) copies them a
+    second time. Reading the bytes of a frame directly saves HDF5's per-read overhead and, for a field
+    whose frame already has the wanted layout, that second copy. Only the plain case is served (see
+    :meth:`of`): no filters (compression, shuffle, checksums), a native float type, no user block, no
+    external or virtual storage, and either contiguous storage or one chunk per frame; anything else is
+    read through h5py.
+    """
+
+    def __init__(self, dataset: h5py.Dataset) -> None:
+        self.dataset = dataset
+        self.n_times = int(dataset.shape[1])
+        self.frame_bytes = int(np.prod(dataset.shape[2:], dtype=np.int64)) * dataset.dtype.itemsize
+        self.base = None if dataset.chunks is not None else int(dataset.id.get_offset())
+        self._chunk_offsets: dict[tuple[int, int], int | None] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def of(cls, dataset: h5py.Dataset) -> FrameBytes | None:
+        """The frame locator of ``dataset``, or ``None`` when its frames are not plain byte ranges."""
+        try:
+            shape, chunks, dtype = dataset.shape, dataset.chunks, dataset.dtype
+            plist = dataset.id.get_create_plist()
+            plain = (
+                len(shape) >= 3
+                and dtype.kind == "f"
+                and dtype.isnative
+                and not dataset.is_virtual
+                and plist.get_nfilters() == 0
+                and plist.get_external_count() == 0
+                and dataset.file.userblock_size == 0
+            )
+            if not plain or min(shape) == 0:
+                return None
+            if chunks is not None:
+                return cls(dataset) if tuple(chunks) == (1, 1, *shape[2:]) else None
+            return cls(dataset) if dataset.id.get_offset() is not None else None
+        except Exception:  # an unusual dataset: h5py reads it
+            return None
+
+    def offset(self, index: int, t: int) -> int | None:
+        """The file offset of frame ``[index, t]`` (``None``: a chunk never written, h5py gives its fill)."""
+        if self.base is not None:
+            return self.base + (index * self.n_times + t) * self.frame_bytes
+        key = (index, t)
+        if key not in self._chunk_offsets:
+            coord = (index, t) + (0,) * (len(self.dataset.shape) - 2)
+            info = self.dataset.id.get_chunk_info_by_coord(coord)
+            ok = info.byte_offset is not None and info.size == self.frame_bytes
+            self._chunk_offsets[key] = int(info.byte_offset) if ok else None
+        return self._chunk_offsets[key]
+
+    def read_into(self, fileobj: Any, path: str, index: int, frames: range, out: np.ndarray) -> bool:
+        """Read frames ``frames`` of trajectory ``index`` into ``out`` (``[len(frames), *frame]``, each
+        ``out[k]`` C-contiguous, of the dataset's dtype) from the raw binary ``fileobj``; ``False`` (nothing
+        promised in ``out``) when a frame has no plain byte range.
+
+        Raises:
+            DataFormatError: the file ends inside a frame (truncated), naming the file and the key.
+        """
+        offsets = [self.offset(index, t) for t in frames]
+        if any(o is None for o in offsets):
+            return False
+        for k, start in enumerate(offsets):
+            buffer = memoryview(out[k]).cast("B")
+            if _PREADV is not None:  # positional: safe beside other threads reading the same file
+                got = _PREADV(fileobj.fileno(), [buffer], start)
+            else:  # pragma: no cover - systems without preadv (Windows)
+                with self._lock:
+                    fileobj.seek(start)
+                    got = fileobj.readinto(buffer)
+            if got != self.frame_bytes:
+                raise DataFormatError(
+                    path,
+                    "the file ends inside a frame; is it truncated?",
+                    key=self.dataset.name.lstrip("/"),
+                    expected=f"{self.frame_bytes} bytes at offset {start}",
+                    found=f"{got} bytes",
+                )
+        return True
 
 
 def frame_count(times: slice) -> int:

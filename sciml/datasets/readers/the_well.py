@@ -46,6 +46,7 @@ from sciml.datasets.base import (
 from sciml.datasets.metadata import DatasetMetadata
 from sciml.datasets.readers._layout import attribute_key, box_length, parse_flag
 from sciml.datasets.readers.hdf5_common import (
+    FrameBytes,
     as_str,
     as_str_list,
     frame_count,
@@ -56,7 +57,7 @@ from sciml.datasets.readers.hdf5_common import (
     read_array,
 )
 from sciml.datasets.registry import register_reader
-from sciml.datasets.remote import url_name
+from sciml.datasets.remote import is_url, url_name
 from sciml.errors import DataFormatError
 
 logger = logging.getLogger(__name__)
@@ -515,7 +516,11 @@ class TheWellReader(TrajectoryDataset):
         if n_sel == 0:
             return np.empty((0, len(self._channels), *grid), dtype=np.float32)
         if getattr(self, "_layout_of", None) is not self._file():  # per handle: dtypes, runs
-            dtypes = [self._dataset(self._fields[i].key).dtype for i, _ in self._channels]
+            self._shapes: dict[str, tuple[tuple[int, ...], np.dtype]] = {}
+            for i, _ in self._channels:
+                ds = self._dataset(self._fields[i].key)
+                self._shapes[self._fields[i].key] = (tuple(ds.shape), ds.dtype)
+            dtypes = [self._shapes[self._fields[i].key][1] for i, _ in self._channels]
             self._out_dtype, self._run_list = _output_dtype(dtypes), self._runs()
             self._layout_of = self._file()
         out = np.empty((n_sel, len(self._channels), *grid), dtype=self._out_dtype)
@@ -526,7 +531,10 @@ class TheWellReader(TrajectoryDataset):
                 # [T_sel, *grid, (D,)*order] as stored, components last: one copy moves the run's
                 # components to channels (the layout change a model needs; nothing else is copied)
                 ds = self._dataset(fld.key)
-                check_read_size(self.path, (n_sel, *ds.shape[2:]), ds.dtype.itemsize, key=fld.key)
+                shape, dtype = self._shapes[fld.key]  # h5py's shape and dtype properties are slow
+                check_read_size(self.path, (n_sel, *shape[2:]), dtype.itemsize, key=fld.key)
+                if self._read_frames(fld.key, ds, index, sel, target, c0):
+                    continue
                 with data_format_errors(self.path, f"read {fld.key}"):
                     block = ds[index, sel].reshape(n_sel, *grid, len(fld.components))
                 target[...] = np.moveaxis(block[..., c0 : c0 + count], -1, 1)
@@ -544,9 +552,62 @@ class TheWellReader(TrajectoryDataset):
             return self._times_all.copy()
         return self._times_all[index].copy()
 
+    def _read_frames(
+        self, key: str, ds: h5py.Dataset, index: int, sel: slice, target: np.ndarray, c0: int
+    ) -> bool:
+        """Fill ``target`` (``[T_sel, count, *grid]``: components ``c0...`` of field ``key``) by reading the
+        frames' bytes directly (:class:`~sciml.datasets.readers.hdf5_common.FrameBytes`); ``False`` when
+        the file is remote or the field is not stored plainly (then h5py reads it)."""
+        if is_url(self.path):
+            return False
+        if getattr(self, "_frame_bytes_of", None) is not self._file():  # per handle
+            self._frame_bytes: dict[str, FrameBytes | None] = {}
+            self._frame_bytes_of = self._file()
+        if key not in self._frame_bytes:
+            self._frame_bytes[key] = FrameBytes.of(ds)
+        located = self._frame_bytes[key]
+        if located is None:
+            return False
+        frames = range(sel.start, sel.stop, sel.step)
+        shape, dtype = self._shapes[key]
+        n_components = int(np.prod(shape[2 + len(self.metadata.grid_shape) :], dtype=np.int64))
+        with data_format_errors(self.path, f"read {key}"):
+            if n_components == 1 and target.shape[1] == 1 and target.dtype == dtype:
+                return located.read_into(self._raw_file(), self.path, index, frames, target[:, 0])
+            stored = np.empty((len(frames), *shape[2:]), dtype=dtype)
+            if not located.read_into(self._raw_file(), self.path, index, frames, stored):
+                return False
+        stored = stored.reshape(len(frames), *self.metadata.grid_shape, n_components)
+        target[...] = np.moveaxis(stored[..., c0 : c0 + target.shape[1]], -1, 1)
+        return True
+
+    def _raw_file(self) -> Any:
+        """This process's unbuffered binary file object of the (local) file, for :meth:`_read_frames`."""
+        if getattr(self, "_raw", None) is None or self._raw_pid != os.getpid():
+            with data_format_errors(self.path, "open the file"):
+                self._raw = open(self.path, "rb", buffering=0)  # noqa: SIM115 - closed by close()
+            self._raw_pid = os.getpid()
+        return self._raw
+
+    def close(self) -> None:
+        """Close the file (the h5py handle and the raw file object of direct frame reads)."""
+        raw, self._raw = getattr(self, "_raw", None), None
+        if raw is not None and self._raw_pid == os.getpid():
+            raw.close()
+        super().close()
+
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()
-        for name in ("_datasets", "_datasets_of", "_layout_of"):  # h5py objects of this process's handle
+        # h5py objects and the raw file of this process's handle
+        for name in (
+            "_datasets",
+            "_datasets_of",
+            "_layout_of",
+            "_frame_bytes",
+            "_frame_bytes_of",
+            "_raw",
+            "_shapes",
+        ):
             state.pop(name, None)
         return state
 
