@@ -181,7 +181,7 @@ def test_run_config_accepts_a_url(served):
     assert len(bundle.train) == len(local.train)
     assert torch.equal(bundle.train[0]["x"], local.train[0]["x"])
     assert torch.allclose(bundle.x_stats[0], local.x_stats[0])
-    with pytest.raises(ConfigError, match="data.options must be a mapping"):
+    with pytest.raises(ConfigError, match=r"data\.options must be a mapping"):
         DataConfig(path=url, options=2**15)
 
 
