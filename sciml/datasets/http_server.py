@@ -149,7 +149,12 @@ class LoopbackFileServer:
 
     def __init__(self, root: str | Path, forbidden: Collection[str] = ()) -> None:
         self._server = _CountingServer(Path(root).resolve(), forbidden)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="loopback-http", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},  # close() waits for one poll: a test's teardown, not 0.5 s
+            name="loopback-http",
+            daemon=True,
+        )
         self._thread.start()
         logger.debug("serving %s at %s", root, self.base_url)
 
