@@ -581,9 +581,12 @@ class TheWellReader(TrajectoryDataset):
         target[...] = np.moveaxis(stored[..., c0 : c0 + target.shape[1]], -1, 1)
         return True
 
+    _raw: Any = None  # this process's raw file object (direct frame reads), opened on first use
+    _raw_pid: int | None = None
+
     def _raw_file(self) -> Any:
         """This process's unbuffered binary file object of the (local) file, for :meth:`_read_frames`."""
-        if getattr(self, "_raw", None) is None or self._raw_pid != os.getpid():
+        if self._raw is None or self._raw_pid != os.getpid():
             with data_format_errors(self.path, "open the file"):
                 self._raw = open(self.path, "rb", buffering=0)  # noqa: SIM115 - closed by close()
             self._raw_pid = os.getpid()
@@ -591,7 +594,7 @@ class TheWellReader(TrajectoryDataset):
 
     def close(self) -> None:
         """Close the file (the h5py handle and the raw file object of direct frame reads)."""
-        raw, self._raw = getattr(self, "_raw", None), None
+        raw, self._raw = self._raw, None
         if raw is not None and self._raw_pid == os.getpid():
             raw.close()
         super().close()
