@@ -28,7 +28,8 @@ COMMANDS: dict[str, Command] = {
     "zoo": Command("sciml.zoo.__main__", "list, build, export and verify the pretrained models"),
     "bench": Command("sciml.bench.__main__", "list, run and render the benchmarks (BENCHMARKS.md)"),
     "datasets": Command(
-        "sciml.datasets.__main__", "generate a dataset from a recipe (e.g. ns_quick); inspect a file"
+        "sciml.datasets.__main__",
+        "generate a dataset from a recipe (e.g. ns_quick); inspect, download a file",
     ),
     "reproduce": Command(
         "sciml.reproduce.__main__", "reproduce a paper's comparison at smoke, cpu or paper scale"

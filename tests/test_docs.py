@@ -45,6 +45,12 @@ PROMISES: dict[str, list[tuple[str, float | None]]] = {
         (r"neuralop_pt: 3 samples on \(16, 16\)", None),
         (r"every format read back the same frames", None),
     ],
+    "remote_data": [
+        (r"the_well over HTTP: fields \['vorticity', 'velocity_x', 'velocity_y'\]", None),
+        (rf"a window of 192 KiB moved \d+ KiB \({NUMBER}x\)", 3.0),
+        (r"missing\.hdf5: cannot open: not found \(HTTP 404\)", None),
+        (r"downloaded to copies/flow\.hdf5, sha256 [0-9a-f]{12}\.\.\., verified", None),
+    ],
     "solver_metrics": [
         (rf"relative H\^-1 error of the 32\^2 solve at t = 2: {NUMBER}", 1e-3),
         (rf"relative H\^1 error of the 32\^2 solve at t = 2: {NUMBER}", 1e-3),

@@ -1,7 +1,8 @@
 """Write a tiny dataset in every format sciml can write, read each file back, and check the frames agree.
 
-The Well HDF5 and FNO .mat (v7.3) come from the generator, netCDF from the xarray view of a dataset; the
-.npy and neuraloperator .pt files are written with numpy and torch in the layouts the readers expect.
+The Well HDF5 and FNO .mat (v7.3) come from the generator, netCDF-4 and zarr from the dataset itself
+(``to_netcdf``, ``to_zarr``); the .npy and neuraloperator .pt files are written with numpy and torch in the
+layouts the readers expect.
 """
 
 import os
@@ -39,10 +40,16 @@ mat = sd.open(mat_path)
 assert mat.metadata.format != well.metadata.format
 assert torch.equal(mat.read(1), reference)
 
-# netCDF: the labeled (sample, time, x, y) view of any dataset, saved by xarray
-well.to_xarray().to_netcdf(workdir / "tiny.nc")
+# netCDF: every dataset writes itself as netCDF-4 (one variable per channel over sample, time, x, y)
+well.to_netcdf(workdir / "tiny.nc")  # netCDF-4 through h5netcdf
 netcdf = sd.open(workdir / "tiny.nc")
 assert torch.equal(netcdf.read(1)[:, :1], reference)
+assert (workdir / "tiny.nc").read_bytes()[:4] == b"\x89HDF"  # netCDF-4 is HDF5 underneath
+
+# zarr: the same layout as a store (a folder of chunks, one per frame), read back lazily
+well.to_zarr(workdir / "tiny.zarr")
+zarr_store = sd.open(workdir / "tiny.zarr")
+assert torch.equal(zarr_store.read(1)[:, :1], reference)
 
 # .npy: one array [N, T, X, Y, C] (other axis orders: the reader's layout= option, e.g. "ntcxy")
 frames = np.stack([well.read(i).permute(0, 2, 3, 1).numpy() for i in range(len(well))])
@@ -57,7 +64,7 @@ pt = sd.open(workdir / "tiny_pairs.pt")
 sample = pt[1]  # {"x": [1, X, Y], "y": [1, X, Y]}
 assert torch.equal(sample["x"], reference[0]) and torch.equal(sample["y"], reference[-1])
 
-for dataset in (well, mat, netcdf, npy, pt):
+for dataset in (well, mat, netcdf, zarr_store, npy, pt):
     print(f"{dataset.metadata.format:>12}: {len(dataset)} samples on {dataset.metadata.grid_shape}")
     dataset.close()
 print(f"every format read back the same frames (files in {workdir})")

@@ -1,6 +1,7 @@
 """Datasets: readers for the formats people already have, the generator, windows and normalization.
 
-``sciml.datasets.open(path)`` detects the format of a file and returns a lazy dataset object.
+``sciml.datasets.open(path)`` detects the format of a file (or a URL, or a zarr store) and returns a lazy
+dataset object; ``write_netcdf`` and ``write_zarr`` write any dataset as netCDF-4 or zarr.
 """
 
 from sciml.datasets.base import PairDataset, TrajectoryDataset
@@ -9,6 +10,7 @@ from sciml.datasets.metadata import DatasetMetadata
 from sciml.datasets.normalization import FieldNormalizer
 from sciml.datasets.registry import available_formats, open_dataset, register_reader
 from sciml.datasets.windows import InitialToFinalDataset, TimeWindowDataset, split_by_trajectory
+from sciml.datasets.writers.xarray_formats import write_netcdf, write_zarr
 
 open = open_dataset
 
@@ -40,4 +42,6 @@ __all__ = [
     "register_reader",
     "split_by_trajectory",
     "trajectories_to_xarray",
+    "write_netcdf",
+    "write_zarr",
 ]

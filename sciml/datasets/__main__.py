@@ -2,7 +2,8 @@
 
 ``python -m sciml.datasets generate RECIPE [--out PATH] [--format well|mat]`` runs a recipe: a YAML file or
 the name of a shipped one (``ns_quick``, ``datasets/ns_quick.yaml``); ``python -m sciml.datasets info FILE``
-prints what a reader finds in a data file.
+prints what a reader finds in a data file (or URL); ``python -m sciml.datasets download URL [--out PATH]
+[--sha256 HEX]`` makes a local copy of a remote file, atomically, with its SHA-256 beside it.
 """
 
 from __future__ import annotations
@@ -37,6 +38,14 @@ def main(argv: list[str] | None = None) -> int:
     info = sub.add_parser("info", help="print the metadata a reader finds in a file")
     info.add_argument("path")
     info.add_argument("--format", help="force a reader")
+    down = sub.add_parser("download", help="copy a remote file (https://, s3://, hf://, ...) to a local file")
+    down.add_argument("url")
+    down.add_argument(
+        "--out",
+        help="local file, or folder (existing, or ending in /); default: <cache>/downloads/<scheme>/<host>/",
+    )
+    down.add_argument("--sha256", help="expected SHA-256 (hex); a mismatch keeps nothing")
+    down.add_argument("--force", action="store_true", help="download even when a verified copy exists")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
@@ -59,6 +68,11 @@ def main(argv: list[str] | None = None) -> int:
                 progress=not args.no_progress,
             )
             print(path)
+        elif args.command == "download":
+            from sciml.datasets.remote import download
+
+            done = download(args.url, args.out, sha256=args.sha256, force=args.force)
+            print(f"{done.sha256}  {done.path}")
         else:
             from sciml.datasets.registry import open_dataset
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import functools
 import math
 import os
 import struct
@@ -55,6 +56,7 @@ LOW_LEVEL_ERRORS: tuple[type[BaseException], ...] = (
 _MAX_DETAIL_CHARS = 120
 
 
+@functools.lru_cache(maxsize=1)
 def default_max_read_bytes() -> int:
     """The read limit without ``SCIML_MAX_READ_BYTES``: 8 GiB, or half the physical memory if less."""
     try:
@@ -200,7 +202,11 @@ class _FileBacked:
     metadata: DatasetMetadata
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
+        from sciml.datasets.remote import active_options
+
         self.path = os.fspath(path)
+        # how a URL is read (sciml.datasets.remote); kept so that DataLoader workers reopen it the same way
+        self.remote_options = active_options()
         self._handle: Any = None
         self._handle_pid: int | None = None
 
@@ -253,6 +259,10 @@ class _FileBacked:
 class TrajectoryDataset(_FileBacked, Dataset, abc.ABC):
     """A file of trajectories of fields on a grid; item ``i`` is ``{"fields": [T, C, *grid]}``."""
 
+    #: ``True`` for a reader whose ``_read`` already refuses NaN/inf (naming the key): ``read`` then does
+    #: not scan the frames a second time.
+    checks_finite = False
+
     def __len__(self) -> int:
         return self.metadata.n_trajectories
 
@@ -294,9 +304,9 @@ class TrajectoryDataset(_FileBacked, Dataset, abc.ABC):
                 self.path, f"trajectory {i} read with a wrong shape", expected=expected, found=array.shape
             )
         check_numeric(array, self.path, None, f"trajectory {i}")
-        check_finite(array, self.path, None, f"trajectory {i}, frames {start}:{stop}:{step}")
-        # a copy the caller owns: readers may hand back views of read-only memory maps
-        return torch.from_numpy(np.array(array, dtype=_float_dtype(array.dtype), order="C"))
+        if not self.checks_finite:
+            check_finite(array, self.path, None, f"trajectory {i}, frames {start}:{stop}:{step}")
+        return torch.from_numpy(_owned(array))
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         return {"fields": self.read(index)}
@@ -306,6 +316,20 @@ class TrajectoryDataset(_FileBacked, Dataset, abc.ABC):
         from sciml.datasets.xarray_view import trajectories_to_xarray
 
         return trajectories_to_xarray(self)
+
+    def to_netcdf(self, path: str | os.PathLike[str], *, engine: str = "h5netcdf") -> Any:
+        """Write this dataset as a netCDF-4 file (:func:`sciml.datasets.writers.xarray_formats.write_netcdf`:
+        h5netcdf by default, one trajectory in memory at a time, atomically); returns the path."""
+        from sciml.datasets.writers.xarray_formats import write_netcdf
+
+        return write_netcdf(self, path, engine=engine)
+
+    def to_zarr(self, path: str | os.PathLike[str]) -> Any:
+        """Write this dataset as a zarr store (:func:`sciml.datasets.writers.xarray_formats.write_zarr`);
+        returns the path."""
+        from sciml.datasets.writers.xarray_formats import write_zarr
+
+        return write_zarr(self, path)
 
 
 class PairDataset(_FileBacked, Dataset, abc.ABC):
@@ -353,6 +377,29 @@ class PairDataset(_FileBacked, Dataset, abc.ABC):
         from sciml.datasets.xarray_view import pairs_to_xarray
 
         return pairs_to_xarray(self)
+
+    def to_netcdf(self, path: str | os.PathLike[str], *, engine: str = "h5netcdf") -> Any:
+        """Write this dataset as a netCDF-4 file through xarray with ``engine`` (h5netcdf by default),
+        atomically; returns the path."""
+        from sciml.datasets.writers.xarray_formats import write_netcdf
+
+        return write_netcdf(self, path, engine=engine)
+
+    def to_zarr(self, path: str | os.PathLike[str]) -> Any:
+        """Write this dataset as a zarr store through xarray, atomically; returns the path."""
+        from sciml.datasets.writers.xarray_formats import write_zarr
+
+        return write_zarr(self, path)
+
+
+def _owned(array: np.ndarray) -> np.ndarray:
+    """``array`` as a float array the caller owns: itself when it is a fresh, writable, C-ordered float
+    array (what most readers build), else a copy (readers may hand back views of read-only memory maps)."""
+    dtype = _float_dtype(array.dtype)
+    flags = array.flags
+    if array.dtype == dtype and flags.owndata and flags.writeable and flags.c_contiguous:
+        return array
+    return np.array(array, dtype=dtype, order="C")
 
 
 def _float_dtype(dtype: np.dtype) -> np.dtype:

@@ -43,15 +43,18 @@ RUN_LENGTH_SCHEDULES: tuple[SchedulerName, ...] = ("cosine", "onecycle")
 class DataConfig:
     """Where the data come from and how samples are cut from them.
 
-    Exactly one of ``path`` (a file in any supported format) and ``recipe`` (a dataset recipe, generated
-    into the cache on first use) is given. ``mode``: ``"initial_to_final"`` (x = frame ``input_time``,
-    y = frame ``output_time``), ``"window"`` (``t_in`` frames in, ``t_out`` frames out, for
-    autoregressive models) or ``"pairs"`` (files that already hold x/y pairs).
+    Exactly one of ``path`` (a file in any supported format, or a URL: ``https://``, ``s3://``, ``hf://``...,
+    read lazily) and ``recipe`` (a dataset recipe, generated into the cache on first use) is given.
+    ``mode``: ``"initial_to_final"`` (x = frame ``input_time``, y = frame ``output_time``), ``"window"``
+    (``t_in`` frames in, ``t_out`` frames out, for autoregressive models) or ``"pairs"`` (files that already
+    hold x/y pairs). ``options``: keyword arguments of ``sciml.datasets.open`` for the file, e.g.
+    ``{block_size: 1048576, storage_options: {anon: true}}`` for a URL.
     """
 
     path: str | None = None
     recipe: str | None = None
     format: str | None = None
+    options: dict[str, Any] | None = None
     fields: list[str] | None = None
     mode: DataMode = "initial_to_final"
     input_time: int = 0
@@ -76,6 +79,8 @@ class DataConfig:
             )
         if self.batch_size < 1:
             raise ConfigError(f"data.batch_size must be >= 1, got {self.batch_size}")
+        if self.options is not None and not isinstance(self.options, dict):
+            raise ConfigError(f"data.options must be a mapping of reader options, got {self.options!r}")
 
 
 @dataclass

@@ -21,6 +21,7 @@ from sciml.datasets import poisson_ritz
 from sciml.datasets.base import PairDataset, TrajectoryDataset
 from sciml.datasets.metadata import DatasetMetadata
 from sciml.datasets.normalization import FieldNormalizer
+from sciml.datasets.remote import is_url, local_path
 from sciml.datasets.windows import InitialToFinalDataset, TimeWindowDataset, split_by_trajectory
 from sciml.errors import ConfigError
 from sciml.training.config import DataConfig
@@ -41,7 +42,7 @@ class DataBundle:
     x_stats: tuple[torch.Tensor, torch.Tensor]
     y_stats: tuple[torch.Tensor, torch.Tensor]
     source: Any
-    path: Path
+    path: Path | str  # a local file, or a URL
     splits: dict[str, np.ndarray]
 
     @property
@@ -50,10 +51,18 @@ class DataBundle:
         return tuple(self.metadata.domain_lengths) or (1.0,) * len(self.metadata.grid_shape)
 
 
-def resolve_data_path(cfg: DataConfig, base_dir: Path | None = None, generate_missing: bool = True) -> Path:
-    """The data file of a config: ``path`` as given, or the cache file of ``recipe`` (generated if absent)."""
+def resolve_data_path(
+    cfg: DataConfig, base_dir: Path | None = None, generate_missing: bool = True
+) -> Path | str:
+    """The data file of a config: ``path`` as given, or the cache file of ``recipe`` (generated if absent).
+
+    A remote URL (``https://``, ``s3://``, ``hf://``, ...) is returned unchanged, as a string; a ``file://``
+    URL as its local path.
+    """
     base = base_dir or Path.cwd()
     if cfg.path is not None:
+        if is_url(cfg.path):
+            return local_path(cfg.path) or cfg.path
         p = Path(cfg.path)
         return p if p.is_absolute() or p.exists() else base / p
     from sciml.datasets.generate import default_output_path, generate
@@ -79,13 +88,15 @@ def _recipe(cfg: DataConfig, base: Path) -> Any:
 
 
 def reader_options(cfg: DataConfig, base_dir: Path | None = None) -> dict[str, Any]:
-    """Keyword arguments of the data file's reader: those a ``poisson_ritz`` recipe's files need, else
-    none."""
+    """Keyword arguments of the data file's reader: those a ``poisson_ritz`` recipe's files need, updated
+    by the config's own ``data.options`` (which take precedence)."""
+    options: dict[str, Any] = {}
     if cfg.recipe is not None and isinstance(
         _recipe(cfg, base_dir or Path.cwd()), poisson_ritz.PoissonRitzRecipe
     ):
-        return dict(poisson_ritz.READER_OPTIONS)
-    return {}
+        options.update(poisson_ritz.READER_OPTIONS)
+    options.update(cfg.options or {})
+    return options
 
 
 def channel_indices(metadata: DatasetMetadata, fields: list[str] | None) -> list[int] | None:
@@ -139,7 +150,7 @@ def trajectory_samples(
 
 
 def build_data(
-    cfg: DataConfig, base_dir: Path | None = None, path: Path | None = None, unroll: int = 1
+    cfg: DataConfig, base_dir: Path | None = None, path: Path | str | None = None, unroll: int = 1
 ) -> DataBundle:
     """Open the data, split by trajectory, cut samples and fit the normalization on the training split.
 
@@ -199,7 +210,7 @@ def build_data(
         x_stats=x_stats,
         y_stats=y_stats,
         source=source,
-        path=Path(path),
+        path=path if is_url(path) else Path(path),
         splits=splits,
     )
 

@@ -214,7 +214,7 @@ def test_missing_engine_package_is_named(tmp_path, monkeypatch):
     path = tmp_path / "eval.nc"
     write_jax_cfd_like(path, fields())
     monkeypatch.setattr(netcdf_reader, "_installed", lambda package: False)
-    with pytest.raises(DataFormatError, match="netCDF4 or h5netcdf") as err:
+    with pytest.raises(DataFormatError, match="h5netcdf or netCDF4") as err:
         sd.open(path)
     assert str(path) in str(err.value)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 import h5py
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 import torch
 
 import sciml.datasets as sd
+from sciml.datasets.readers.hdf5_common import FrameBytes
 from sciml.datasets.readers.the_well import TheWellReader, TheWellSplit, open_the_well_split
 from sciml.datasets.writers.the_well import TheWellWriter
 from sciml.errors import DataFormatError
@@ -136,6 +138,14 @@ class ReadSpy:
             return out
 
         monkeypatch.setattr(h5py.Dataset, "__getitem__", spy)
+        direct = FrameBytes.read_into  # frames read straight from the file's bytes, bypassing h5py
+
+        def spy_direct(located, fileobj, path, index, frames, out):
+            done = direct(located, fileobj, path, index, frames, out)
+            self.sizes.append(int(np.size(out)) if done else 0)
+            return done
+
+        monkeypatch.setattr(FrameBytes, "read_into", spy_direct)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -379,3 +389,53 @@ def test_open_split_concatenates_files_lazily(tmp_path):
     split.close()
     with pytest.raises(DataFormatError):
         open_the_well_split(root, "valid")
+
+
+def test_frames_read_from_their_bytes_equal_h5py(tmp_path):
+    """Plain frames (one chunk per frame, or contiguous) are read from their bytes; compressed or unwritten
+    chunks through h5py; the values are h5py's either way, and a file cut short names the key."""
+    rng = np.random.default_rng(3)
+    w = rng.standard_normal((2, 6, X, Y)).astype(np.float32)
+    u = rng.standard_normal((2, 6, X, Y, 2)).astype(np.float32)
+    path = tmp_path / "plain.hdf5"
+    with TheWellWriter(
+        path,
+        n_trajectories=2,
+        times=np.arange(6) * 0.1,
+        grid_shape=(X, Y),
+        domain_lengths=(1.0, 1.0),
+        viscosity=1e-3,
+    ) as writer:
+        writer.write(0, w, u)
+    with h5py.File(path, "r") as f:  # the writer's layout: one chunk per frame, no filters
+        assert FrameBytes.of(f["t0_fields/vorticity"]) is not None
+        assert FrameBytes.of(f["t1_fields/velocity"]) is not None
+    odd = tmp_path / "odd.hdf5"  # velocity gzip-compressed, vorticity's frame 5 of trajectory 1 never written
+    with h5py.File(path, "r") as src, h5py.File(odd, "w") as dst:
+        for key in src:
+            src.copy(key, dst)
+        for k in list(src.attrs):
+            dst.attrs[k] = src.attrs[k]
+        del dst["t1_fields/velocity"], dst["t0_fields/vorticity"]
+        dst.create_dataset("t1_fields/velocity", data=u, chunks=(1, 1, X, Y, 2), compression="gzip")
+        vort = dst.create_dataset("t0_fields/vorticity", shape=w.shape, dtype=np.float32, chunks=(1, 1, X, Y))
+        vort[0] = w[0]
+        vort[1, :5] = w[1, :5]
+        assert FrameBytes.of(dst["t1_fields/velocity"]) is None
+    expected = np.concatenate([w[:, :, np.newaxis], np.moveaxis(u, -1, 2)], axis=2)  # [B, T, 3, X, Y]
+    for name in ("plain.hdf5", "odd.hdf5"):
+        ds = TheWellReader(tmp_path / name)
+        want = expected.copy()
+        if name == "odd.hdf5":
+            want[1, 5, 0] = 0.0  # h5py's fill value for the chunk never written
+        np.testing.assert_array_equal(ds.read(1, slice(1, 6, 2)).numpy(), want[1, 1:6:2])
+        np.testing.assert_array_equal(ds.read(0, slice(None, None, -1)).numpy(), want[0, ::-1])
+        np.testing.assert_array_equal(
+            TheWellReader(tmp_path / name, fields=["velocity"]).read(1).numpy(), want[1, :, 1:]
+        )
+        ds.close()
+    cut = TheWellReader(path)  # metadata read; then the file loses its last bytes
+    os.truncate(path, path.stat().st_size - 100)
+    with pytest.raises(DataFormatError, match="ends inside a frame") as err:
+        cut.read(1, slice(5, 6))
+    assert str(path) in str(err.value) and err.value.key in ("t0_fields/vorticity", "t1_fields/velocity")

@@ -1,3 +1,10 @@
 """Built-in readers; importing this package registers each of them with the format registry."""
 
-from sciml.datasets.readers import fno_mat, netcdf, neuralop_pt, numpy_npy, pdebench, the_well  # noqa: F401
+from sciml.datasets.readers import (  # noqa: F401
+    fno_mat,
+    netcdf,
+    neuralop_pt,
+    numpy_npy,
+    pdebench,
+    the_well,
+)

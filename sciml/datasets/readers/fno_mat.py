@@ -56,8 +56,9 @@ from sciml.datasets.base import (
     max_read_bytes,
 )
 from sciml.datasets.metadata import DatasetMetadata
-from sciml.datasets.readers.hdf5_common import read_array
+from sciml.datasets.readers.hdf5_common import open_hdf5, read_array
 from sciml.datasets.registry import register_reader
+from sciml.datasets.remote import is_remote, open_binary
 from sciml.errors import DataFormatError
 
 logger = logging.getLogger(__name__)
@@ -126,6 +127,7 @@ class FnoMatReader(TrajectoryDataset):
 
     format_name = "fno_mat"
     suffixes = (".mat",)
+    reads_urls = True  # v7.3 (HDF5) only
 
     @classmethod
     def sniff(cls, path: Path, header: bytes) -> bool:
@@ -153,7 +155,7 @@ class FnoMatReader(TrajectoryDataset):
                     p, "option domain_lengths= needs two values", expected=2, found=given_lengths
                 )
         try:
-            with open(p, "rb") as fh:
+            with open_binary(p, self.remote_options) as fh:
                 header = fh.read(128)
         except OSError as err:
             raise DataFormatError(p, f"cannot read the file ({describe_error(err)})") from err
@@ -161,6 +163,12 @@ class FnoMatReader(TrajectoryDataset):
             self._version = "7.3"
         elif header.startswith(V5_HEADER):
             self._version = "5"
+            if is_remote(p):
+                raise DataFormatError(
+                    p,
+                    "a MAT v5 file is loaded whole, never streamed; make a local copy first "
+                    "(sciml datasets download URL)",
+                )
         else:
             raise DataFormatError(
                 p,
@@ -224,6 +232,8 @@ class FnoMatReader(TrajectoryDataset):
     def _open_handle(self) -> h5py.File | None:
         if self._version != "7.3":
             return None
+        if is_remote(self.path):
+            return open_hdf5(self.path, self.remote_options, rdcc_nbytes=_CHUNK_CACHE_BYTES)
         try:
             return h5py.File(self.path, "r", rdcc_nbytes=_CHUNK_CACHE_BYTES)
         except OSError as err:

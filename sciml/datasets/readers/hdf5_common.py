@@ -7,6 +7,7 @@ every read is checked against the read limit (:func:`sciml.datasets.base.max_rea
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,13 +16,15 @@ import h5py
 import numpy as np
 
 from sciml.datasets.base import check_read_size, describe_error, selection_shape
+from sciml.datasets.remote import RemoteOptions, is_url, local_path, open_hdf5_url
 from sciml.errors import DataFormatError
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+_PREADV = getattr(os, "preadv", None)
 HDF5_SUFFIXES = (".hdf5", ".h5", ".he5", ".hdf")
 
 
-def looks_like_hdf5(path: Path, header: bytes) -> bool:
+def looks_like_hdf5(path: Path | str, header: bytes) -> bool:
     """Whether ``path`` is a plain HDF5 file (not a MATLAB v7.3 ``.mat``, which carries a user block).
 
     The HDF5 signature sits at offset 0, or at 512, 1024, 2048, ... after a user block.
@@ -31,7 +34,7 @@ def looks_like_hdf5(path: Path, header: bytes) -> bool:
     for offset in range(0, len(header) - len(HDF5_SIGNATURE) + 1, 512):
         if header[offset : offset + len(HDF5_SIGNATURE)] == HDF5_SIGNATURE:
             return True
-    if len(header) < 1024:
+    if len(header) < 1024 or is_url(path):
         return False
     try:  # signature beyond the header bytes we were given (user block >= 1024 bytes)
         return bool(h5py.is_hdf5(path))
@@ -39,15 +42,16 @@ def looks_like_hdf5(path: Path, header: bytes) -> bool:
         return False
 
 
-def peek_hdf5(path: Path, header: bytes, test: Callable[[h5py.File], bool]) -> bool:
-    """Open ``path`` read-only and apply ``test`` to it; ``False`` on any failure (for ``sniff``).
+def peek_hdf5(path: Path | str, header: bytes, test: Callable[[h5py.File], bool]) -> bool:
+    """Open ``path`` (a local file or a URL) read-only and apply ``test`` to it; ``False`` on any failure
+    (for ``sniff``).
 
     netCDF-4 files (HDF5 underneath, root attribute ``_NCProperties``) are left to the netCDF reader.
     """
     if not looks_like_hdf5(path, header):
         return False
     try:
-        with h5py.File(path, "r") as f:
+        with open_hdf5(path) as f:
             if "_NCProperties" in f.attrs:
                 return False
             return bool(test(f))
@@ -55,10 +59,21 @@ def peek_hdf5(path: Path, header: bytes, test: Callable[[h5py.File], bool]) -> b
         return False
 
 
-def open_hdf5(path: str | os.PathLike[str]) -> h5py.File:
-    """Open an HDF5 file read-only, turning h5py's errors into :class:`DataFormatError`."""
+def open_hdf5(
+    path: str | os.PathLike[str], options: RemoteOptions | None = None, **h5py_options: Any
+) -> h5py.File:
+    """Open an HDF5 file read-only, turning h5py's errors into :class:`DataFormatError`.
+
+    ``path`` may be a URL (:mod:`sciml.datasets.remote`): the file is then read through an fsspec file
+    object with ``options`` (default: those of :func:`~sciml.datasets.remote.active_options`).
+    """
+    if is_url(path):
+        local = local_path(str(path))
+        if local is None:
+            return open_hdf5_url(str(path), options, **h5py_options)
+        path = local
     try:
-        return h5py.File(path, "r")
+        return h5py.File(path, "r", **h5py_options)
     except FileNotFoundError as err:
         raise DataFormatError(path, "no such file") from err
     except OSError as err:
@@ -149,6 +164,92 @@ def read_array(dataset: h5py.Dataset, path: str, selection: Any = (), *, numeric
         raise DataFormatError(
             path, f"cannot read ({describe_error(err)}); is the file truncated?", key=key
         ) from err
+
+
+class FrameBytes:
+    """Where each frame ``[i, t]`` of an uncompressed HDF5 dataset ``[B, T, *frame]`` lies in its file, so
+    that a window's frames are read with one ``readinto`` each, straight into the caller's array.
+
+    Raw h5py slicing allocates its output and copies each chunk into it; a reader that must then move the
+    frames into another layout (The Well's components-last fields into ``[T, C, X, Y]``) copies them a
+    second time. Reading the bytes of a frame directly saves HDF5's per-read overhead and, for a field
+    whose frame already has the wanted layout, that second copy. Only the plain case is served (see
+    :meth:`of`): no filters (compression, shuffle, checksums), a native float type, no user block, no
+    external or virtual storage, and either contiguous storage or one chunk per frame; anything else is
+    read through h5py.
+    """
+
+    def __init__(self, dataset: h5py.Dataset) -> None:
+        self.dataset = dataset
+        self.n_times = int(dataset.shape[1])
+        self.frame_bytes = int(np.prod(dataset.shape[2:], dtype=np.int64)) * dataset.dtype.itemsize
+        self.base = None if dataset.chunks is not None else int(dataset.id.get_offset())
+        self._chunk_offsets: dict[tuple[int, int], int | None] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def of(cls, dataset: h5py.Dataset) -> FrameBytes | None:
+        """The frame locator of ``dataset``, or ``None`` when its frames are not plain byte ranges."""
+        try:
+            shape, chunks, dtype = dataset.shape, dataset.chunks, dataset.dtype
+            plist = dataset.id.get_create_plist()
+            plain = (
+                len(shape) >= 3
+                and dtype.kind == "f"
+                and dtype.isnative
+                and not dataset.is_virtual
+                and plist.get_nfilters() == 0
+                and plist.get_external_count() == 0
+                and dataset.file.userblock_size == 0
+            )
+            if not plain or min(shape) == 0:
+                return None
+            if chunks is not None:
+                return cls(dataset) if tuple(chunks) == (1, 1, *shape[2:]) else None
+            return cls(dataset) if dataset.id.get_offset() is not None else None
+        except Exception:  # an unusual dataset: h5py reads it
+            return None
+
+    def offset(self, index: int, t: int) -> int | None:
+        """The file offset of frame ``[index, t]`` (``None``: a chunk never written, h5py gives its fill)."""
+        if self.base is not None:
+            return self.base + (index * self.n_times + t) * self.frame_bytes
+        key = (index, t)
+        if key not in self._chunk_offsets:
+            coord = (index, t) + (0,) * (len(self.dataset.shape) - 2)
+            info = self.dataset.id.get_chunk_info_by_coord(coord)
+            ok = info.byte_offset is not None and info.size == self.frame_bytes
+            self._chunk_offsets[key] = int(info.byte_offset) if ok else None
+        return self._chunk_offsets[key]
+
+    def read_into(self, fileobj: Any, path: str, index: int, frames: range, out: np.ndarray) -> bool:
+        """Read frames ``frames`` of trajectory ``index`` into ``out`` (``[len(frames), *frame]``, each
+        ``out[k]`` C-contiguous, of the dataset's dtype) from the raw binary ``fileobj``; ``False`` (nothing
+        promised in ``out``) when a frame has no plain byte range.
+
+        Raises:
+            DataFormatError: the file ends inside a frame (truncated), naming the file and the key.
+        """
+        offsets = [self.offset(index, t) for t in frames]
+        if any(o is None for o in offsets):
+            return False
+        for k, start in enumerate(offsets):
+            buffer = memoryview(out[k]).cast("B")
+            if _PREADV is not None:  # positional: safe beside other threads reading the same file
+                got = _PREADV(fileobj.fileno(), [buffer], start)
+            else:  # pragma: no cover - systems without preadv (Windows)
+                with self._lock:
+                    fileobj.seek(start)
+                    got = fileobj.readinto(buffer)
+            if got != self.frame_bytes:
+                raise DataFormatError(
+                    path,
+                    "the file ends inside a frame; is it truncated?",
+                    key=self.dataset.name.lstrip("/"),
+                    expected=f"{self.frame_bytes} bytes at offset {start}",
+                    found=f"{got} bytes",
+                )
+        return True
 
 
 def frame_count(times: slice) -> int:

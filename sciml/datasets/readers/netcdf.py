@@ -1,4 +1,4 @@
-"""netCDF trajectory files (classic CDF-1/2/5 or netCDF-4/HDF5), read lazily through xarray.
+"""netCDF trajectory files (classic CDF-1/2/5 or netCDF-4/HDF5) and zarr stores, read lazily through xarray.
 
 Two layouts are read:
 
@@ -10,7 +10,8 @@ Two layouts are read:
     and the time dim ``time`` or ``t`` (an alias is used only when the file has exactly one of the two; a
     file without a sample or time dim holds one trajectory or one frame), and the spatial dims are ``x``,
     ``y`` (and ``z`` when the file has it). Channels are the selected variables (``variables=``), by default
-    every numeric data variable with exactly those dims, in file order.
+    every numeric data variable with exactly those dims, in file order (in the order of their ``channel``
+    attributes when each has a distinct integer one, as sciml's writers store).
 (b) **One variable holding all channels**, e.g. ``(N, T, C, X, Y)``: pass ``variable=`` and ``layout=``, a
     string with one letter per dim of the variable among ``n t c x y z`` (see
     :func:`sciml.datasets.readers._layout.parse_layout`), e.g. ``"ntcxy"``. Channel names come from
@@ -30,8 +31,10 @@ dim), else :data:`DEFAULT_PERIODIC` (``False``). Attribute values are read by
 attribute ``viscosity`` or ``nu`` unless given; the other scalar global attributes become
 ``metadata.parameters``.
 
-Engines: netCDF4 (preferred), h5netcdf (netCDF-4 files only) or scipy (classic files only), whichever is
-installed; ``engine=`` forces one.
+Engines: h5netcdf for netCDF-4 files (no netCDF C library needed; netCDF4 when h5netcdf is missing),
+netCDF4 or scipy for classic files, whichever is installed; ``engine=`` forces one. A URL
+(:mod:`sciml.datasets.remote`) is read through h5netcdf from an fsspec file object, lazily; classic files
+are not streamed.
 """
 
 from __future__ import annotations
@@ -60,9 +63,20 @@ from sciml.datasets.readers._layout import (
     per_axis_floats,
     select_frames,
 )
-from sciml.datasets.readers.hdf5_common import as_str, plain_scalar
+from sciml.datasets.readers.hdf5_common import as_str, open_hdf5, plain_scalar
 from sciml.datasets.registry import register_reader
-from sciml.errors import DataFormatError
+from sciml.datasets.remote import (
+    RemoteOptions,
+    active_options,
+    is_remote,
+    is_url,
+    local_path,
+    open_binary,
+    open_url,
+    remote_errors,
+    suffix_of,
+)
+from sciml.errors import DataFormatError, SciMLError
 
 logger = logging.getLogger(__name__)
 
@@ -98,8 +112,8 @@ def choose_engine(path: str, header: bytes, engine: str | None = None) -> str:
         return engine
     if classic:
         options = ("netcdf4", "scipy") if header[:4] != b"CDF\x05" else ("netcdf4",)
-    else:
-        options = ("netcdf4", "h5netcdf")
+    else:  # netCDF-4 through h5netcdf first: no netCDF C library needed
+        options = ("h5netcdf", "netcdf4")
     for name in options:
         if _installed(_ENGINE_PACKAGE[name]):
             return name
@@ -109,6 +123,24 @@ def choose_engine(path: str, header: bytes, engine: str | None = None) -> str:
         f"reading this {'classic netCDF' if classic else 'netCDF-4 (HDF5)'} file needs the package "
         f"{packages}, which is not installed (pip install {_ENGINE_PACKAGE[options[0]]})",
     )
+
+
+def choose_url_engine(url: str, header: bytes, engine: str | None = None) -> str:
+    """The engine for a remote netCDF file: h5netcdf, the one that reads a Python file object.
+
+    A classic (CDF-1/2/5) file is refused: its readers load whole variables, so it is not streamed.
+    """
+    if header[:4] in CLASSIC_MAGICS:
+        raise DataFormatError(
+            url,
+            "a classic netCDF file is not streamed (only netCDF-4/HDF5 is); make a local copy first "
+            "(sciml datasets download URL)",
+        )
+    if engine not in (None, "h5netcdf"):
+        raise DataFormatError(
+            url, "a URL is read with engine h5netcdf only", expected="h5netcdf", found=engine
+        )
+    return choose_engine(url, header, "h5netcdf")
 
 
 class _ReadsWithinFile:
@@ -165,7 +197,7 @@ def check_classic_complete(path: str) -> None:
     logger.debug("%s: classic netCDF file complete (%d variables)", path, len(names))
 
 
-def check_netcdf4_coordinates(path: str) -> None:
+def check_netcdf4_coordinates(path: str, options: RemoteOptions | None = None) -> None:
     """Refuse a netCDF-4 file whose dimension coordinates exceed the read limit, before xarray opens it.
 
     xarray loads the coordinate variable of every dimension when it opens a file (to index it); in a
@@ -174,7 +206,7 @@ def check_netcdf4_coordinates(path: str) -> None:
     """
     import h5py
 
-    with h5py.File(path, "r") as f:
+    with open_hdf5(path, options) as f:
         for name, obj in f.items():
             if not isinstance(obj, h5py.Dataset) or as_str(obj.attrs.get("CLASS", "")) != "DIMENSION_SCALE":
                 continue
@@ -209,22 +241,48 @@ class SharedDataset:
         self._release()
 
 
-def acquire_shared(path: str, engine: str) -> SharedDataset:
-    """Hold the shared ``xarray.Dataset`` of ``path`` in this process, opening it when nobody holds it."""
+def open_xarray(path: str, engine: str, options: RemoteOptions | None = None) -> Any:
+    """``xarray.open_dataset`` of a local file, a URL (through an fsspec file object) or a zarr store.
+
+    Values are read lazily (no dask), undecoded times, packed values unpacked and fill values as NaN.
+    """
     import xarray as xr
 
-    key = (os.path.realpath(path), engine, os.getpid())
+    if engine == "zarr":
+        opts = options or active_options()
+        storage = dict(opts.storage_options) if is_remote(path) else None
+        target = path if is_remote(path) or not is_url(path) else str(local_path(path))
+        with warnings.catch_warnings():  # a store without consolidated metadata is read without it
+            warnings.filterwarnings("ignore", "Failed to open Zarr store with consolidated", RuntimeWarning)
+            return xr.open_dataset(
+                target,
+                engine="zarr",
+                chunks=None,
+                consolidated=None,
+                storage_options=storage,
+                decode_times=False,
+                mask_and_scale=True,
+                cache=False,
+            )
+    source: Any = open_url(path, options) if is_remote(path) else path
+    return xr.open_dataset(source, engine=engine, decode_times=False, mask_and_scale=True, cache=False)
+
+
+def acquire_shared(path: str, engine: str, options: RemoteOptions | None = None) -> SharedDataset:
+    """Hold the shared ``xarray.Dataset`` of ``path`` in this process, opening it when nobody holds it."""
+    key = (path if is_url(path) else os.path.realpath(path), engine, os.getpid())
     with _SHARED_LOCK:
         to_close = _apply_pending()
         entry = _SHARED.get(key)
         if entry is None:
+            what = "a zarr store" if engine == "zarr" else "netCDF"
             try:
-                dataset = xr.open_dataset(
-                    path, engine=engine, decode_times=False, mask_and_scale=True, cache=False
-                )
-            except (OSError, RuntimeError, ValueError, KeyError, TypeError, IndexError) as err:
+                dataset = open_xarray(path, engine, options)
+            except SciMLError:
+                raise
+            except LOW_LEVEL_ERRORS as err:
                 raise DataFormatError(
-                    path, f"cannot open as netCDF ({describe_error(err)}); is the file truncated?"
+                    path, f"cannot open as {what} ({describe_error(err)}); is the file truncated?"
                 ) from err
             entry = _SHARED[key] = [dataset, 0]
         entry[1] += 1
@@ -266,6 +324,18 @@ def _close_all(handles: list[tuple[tuple[str, str, int], Any]]) -> None:
             dataset.close()
 
 
+def _in_channel_order(ds: Any, names: list[str]) -> list[str]:
+    """``names`` ordered by their integer ``channel`` attributes (what sciml's writers and xarray views
+    store) when every one has a distinct one; else unchanged. A zarr store lists its variables by name,
+    not in the order they were written."""
+    channels = [ds[name].attrs.get("channel") for name in names]
+    if not all(isinstance(c, int | np.integer) and not isinstance(c, bool) for c in channels):
+        return names
+    if len(set(map(int, channels))) != len(channels):
+        return names
+    return [name for _, name in sorted(zip(map(int, channels), names, strict=True))]
+
+
 @register_reader
 class NetCDFReader(TrajectoryDataset):
     """Trajectories from a netCDF file through xarray, read lazily (see the module docstring for layouts).
@@ -287,22 +357,21 @@ class NetCDFReader(TrajectoryDataset):
     """
 
     format_name = "netcdf"
-    suffixes = (".nc", ".nc4", ".netcdf", ".cdf")
+    suffixes: tuple[str, ...] = (".nc", ".nc4", ".netcdf", ".cdf")
+    reads_urls = True  # netCDF-4 (HDF5) only
 
     @classmethod
-    def sniff(cls, path: Path, header: bytes) -> bool:
+    def sniff(cls, path: Path | str, header: bytes) -> bool:
         """Classic magic ``CDF\\x01``/``CDF\\x02``/``CDF\\x05``, or an HDF5 file that is netCDF-4 (a netCDF
         suffix, or the root attribute ``_NCProperties``)."""
         if header[:4] in CLASSIC_MAGICS:
             return True
         if not header.startswith(HDF5_SIGNATURE):
             return False
-        if path.suffix.lower() in cls.suffixes:
+        if suffix_of(path) in cls.suffixes:
             return True
         try:
-            import h5py
-
-            with h5py.File(path, "r") as f:
+            with open_hdf5(path) as f:
                 return "_NCProperties" in f.attrs
         except Exception:  # a sniffer never raises
             return False
@@ -323,16 +392,7 @@ class NetCDFReader(TrajectoryDataset):
     ) -> None:
         super().__init__(path)
         p = self.path
-        try:
-            with open(p, "rb") as fh:
-                header = fh.read(8)
-        except OSError as err:
-            raise DataFormatError(p, f"cannot read the file ({describe_error(err)})") from err
-        self._engine = choose_engine(p, header, engine)
-        if header[:4] in CLASSIC_MAGICS[:2]:
-            check_classic_complete(p)
-        elif header.startswith(HDF5_SIGNATURE):
-            check_netcdf4_coordinates(p)
+        self._engine = self._prepare(engine)
         try:
             ds = self._dataset()
             if variable is not None or layout is not None:
@@ -359,8 +419,26 @@ class NetCDFReader(TrajectoryDataset):
     # ------------------------------------------------------------------------------------------------------
     # opening
     # ------------------------------------------------------------------------------------------------------
+    def _prepare(self, engine: str | None) -> str:
+        """Check the file before xarray opens it (complete, coordinates within the read limit); the engine."""
+        p = self.path
+        try:
+            with open_binary(p, self.remote_options) as fh:
+                header = fh.read(8)
+        except OSError as err:
+            raise DataFormatError(p, f"cannot read the file ({describe_error(err)})") from err
+        if is_remote(p):
+            chosen = choose_url_engine(p, header, engine)
+        else:
+            chosen = choose_engine(p, header, engine)
+            if header[:4] in CLASSIC_MAGICS[:2]:
+                check_classic_complete(p)
+        if header.startswith(HDF5_SIGNATURE):
+            check_netcdf4_coordinates(p, self.remote_options)
+        return chosen
+
     def _open_handle(self) -> SharedDataset:
-        return acquire_shared(self.path, self._engine)
+        return acquire_shared(self.path, self._engine, self.remote_options)
 
     def _dataset(self) -> Any:
         """The (shared) lazily loaded ``xarray.Dataset`` of this process."""
@@ -437,6 +515,7 @@ class NetCDFReader(TrajectoryDataset):
                 for name, var_dims in self._data_vars(ds).items()
                 if set(var_dims) == wanted and len(var_dims) == len(wanted) and ds[name].dtype.kind in "fiub"
             ]
+            chosen = _in_channel_order(ds, chosen)
             if not chosen:
                 raise DataFormatError(
                     p,
@@ -617,3 +696,77 @@ class NetCDFReader(TrajectoryDataset):
         if len(blocks) == 1:
             return blocks[0]
         return np.concatenate(blocks, axis=1)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# zarr stores
+# ----------------------------------------------------------------------------------------------------------
+#: Files at the top of a zarr store: v3's group metadata, v2's group and consolidated metadata.
+STORE_MARKERS = ("zarr.json", ".zgroup", ".zmetadata")
+
+
+def open_zarr_group(path: str, options: RemoteOptions) -> Any:
+    """The root ``zarr.Group`` of a local or remote store, read-only (errors name the store)."""
+    if importlib.util.find_spec("zarr") is None:
+        raise DataFormatError(path, "reading a zarr store needs the package zarr (pip install zarr)")
+    import zarr
+
+    storage = dict(options.storage_options) if is_remote(path) else None
+    with remote_errors(path, "open as a zarr store"):
+        return zarr.open_group(path, mode="r", storage_options=storage)
+
+
+def check_zarr_coordinates(path: str, group: Any) -> None:
+    """Refuse a store whose one-dimensional arrays (the coordinates xarray loads) exceed the read limit."""
+    for name, array in group.arrays():
+        if len(array.shape) == 1:
+            check_read_size(
+                path, array.shape, array.dtype.itemsize, key=name, what="opening (xarray loads coordinates)"
+            )
+
+
+@register_reader
+class ZarrReader(NetCDFReader):
+    """Trajectories from a zarr store (v2 or v3), with the layouts and options of :class:`NetCDFReader`
+    (``engine=`` may only be ``"zarr"``).
+
+    A store written by xarray holds what a netCDF file holds (dimensions, coordinate variables, data
+    variables with attributes), so the layouts are the same;
+    :func:`sciml.datasets.writers.xarray_formats.write_zarr` writes one. A store is a folder (recognized
+    by its ``zarr.json``, or ``.zgroup``/``.zmetadata`` for zarr v2) or a URL ending in ``.zarr``
+    (``s3://bucket/run.zarr``, ``memory://x.zarr``, ...), whose chunks are fetched as they are read. Before
+    xarray opens it (and loads its dimension coordinates), every one-dimensional array is checked against
+    the read limit.
+    """
+
+    format_name = "zarr"
+    suffixes = (".zarr",)
+    reads_urls = True
+
+    @classmethod
+    def sniff(cls, path: Path | str, header: bytes) -> bool:
+        """Never: a store is a folder, recognized by :meth:`is_store` rather than by a file's first bytes."""
+        return False
+
+    @classmethod
+    def is_store(cls, path: str | os.PathLike[str]) -> bool:
+        """Whether a local folder is a zarr store (holds one of :data:`STORE_MARKERS`)."""
+        folder = Path(path)
+        return folder.is_dir() and any((folder / marker).is_file() for marker in STORE_MARKERS)
+
+    def _prepare(self, engine: str | None) -> str:
+        """Check the store (a group whose coordinates fit the read limit); the engine is ``"zarr"``."""
+        p = self.path
+        if engine not in (None, "zarr"):
+            raise DataFormatError(p, "a zarr store is read with engine zarr", expected="zarr", found=engine)
+        if not is_remote(p) and not self.is_store(p):
+            raise DataFormatError(p, "not a zarr store", expected=f"a folder holding one of {STORE_MARKERS}")
+        try:
+            group = open_zarr_group(p, self.remote_options)
+            check_zarr_coordinates(p, group)
+        except DataFormatError:
+            raise
+        except (OSError, ValueError, KeyError, TypeError, RuntimeError) as err:
+            raise DataFormatError(p, f"cannot open as a zarr store ({describe_error(err)})") from err
+        logger.debug("%s: zarr v%s store", p, group.metadata.zarr_format)
+        return "zarr"

@@ -28,6 +28,7 @@ from sciml.datasets.base import PairDataset, describe_error
 from sciml.datasets.metadata import DatasetMetadata
 from sciml.datasets.readers._layout import per_axis_flags, per_axis_floats
 from sciml.datasets.registry import register_reader
+from sciml.datasets.remote import suffix_of
 from sciml.errors import DataFormatError
 
 logger = logging.getLogger(__name__)
@@ -65,9 +66,9 @@ class NeuralopPtReader(PairDataset):
     suffixes = (".pt", ".pth")
 
     @classmethod
-    def sniff(cls, path: Path, header: bytes) -> bool:
+    def sniff(cls, path: Path | str, header: bytes) -> bool:
         """A ``.pt``/``.pth`` file that is a zip archive (``torch.save``) or a legacy torch pickle."""
-        if path.suffix.lower() not in cls.suffixes:
+        if suffix_of(path) not in cls.suffixes:
             return False
         return header.startswith(ZIP_MAGIC) or header.startswith(LEGACY_MAGIC)
 

@@ -48,6 +48,7 @@ from sciml.datasets.readers.hdf5_common import (
     require_group,
 )
 from sciml.datasets.registry import register_reader
+from sciml.datasets.remote import url_name
 from sciml.errors import DataFormatError
 
 logger = logging.getLogger(__name__)
@@ -85,9 +86,10 @@ class _HDF5Trajectories(TrajectoryDataset):
 
     format_name = ""
     suffixes: tuple[str, ...] = HDF5_SUFFIXES
+    reads_urls = True
 
     def _open_handle(self) -> h5py.File:
-        return open_hdf5(self.path)
+        return open_hdf5(self.path, self.remote_options)
 
     def _file(self) -> h5py.File:
         return self.handle()
@@ -200,10 +202,10 @@ class PDEBenchCFDReader(_HDF5Trajectories):
                 logger.warning("%s: no 't-coordinate'; frame times unknown", p)
 
             parameters = _root_parameters(f)
-            for name, value in _cfd_parameters_from_name(Path(p).name).items():
+            for name, value in _cfd_parameters_from_name(url_name(p)).items():
                 parameters.setdefault(name, value)
             if periodic is None:
-                periodic = "trans" not in re.split(r"[_.\-]", Path(p).stem)
+                periodic = "trans" not in re.split(r"[_.\-]", Path(url_name(p)).stem)
             per = per_axis_flags(periodic, 2, option="periodic", path=p)
             eta = parameters.get("eta")
             self.metadata = DatasetMetadata(

@@ -35,20 +35,29 @@ import torch
 import yaml
 from torch.utils.data import ConcatDataset
 
-from sciml.datasets.base import TimeIndex, TrajectoryDataset, check_finite, data_format_errors, describe_error
+from sciml.datasets.base import (
+    TimeIndex,
+    TrajectoryDataset,
+    check_finite,
+    check_read_size,
+    data_format_errors,
+    describe_error,
+)
 from sciml.datasets.metadata import DatasetMetadata
 from sciml.datasets.readers._layout import attribute_key, box_length, parse_flag
 from sciml.datasets.readers.hdf5_common import (
+    FrameBytes,
     as_str,
     as_str_list,
     frame_count,
     key_of,
-    looks_like_hdf5,
     open_hdf5,
+    peek_hdf5,
     plain_scalar,
     read_array,
 )
 from sciml.datasets.registry import register_reader
+from sciml.datasets.remote import is_url, url_name
 from sciml.errors import DataFormatError
 
 logger = logging.getLogger(__name__)
@@ -129,21 +138,20 @@ class TheWellReader(TrajectoryDataset):
 
     format_name = "the_well"
     suffixes = (".hdf5", ".h5")
+    reads_urls = True
+    checks_finite = True  # _read checks the frames it returns, naming the field's key
 
     @classmethod
-    def sniff(cls, path: Path, header: bytes) -> bool:
+    def sniff(cls, path: Path | str, header: bytes) -> bool:
         """An HDF5 file with a ``dimensions`` group and at least one ``t{0,1,2}_fields`` group."""
-        if not looks_like_hdf5(path, header):
-            return False
-        try:
-            with h5py.File(path, "r") as f:
-                if "_NCProperties" in f.attrs:
-                    return False
-                return isinstance(f.get("dimensions"), h5py.Group) and any(
-                    isinstance(f.get(g), h5py.Group) for g in FIELD_GROUPS
-                )
-        except Exception:
-            return False
+        return peek_hdf5(
+            path,
+            header,
+            lambda f: (
+                isinstance(f.get("dimensions"), h5py.Group)
+                and any(isinstance(f.get(g), h5py.Group) for g in FIELD_GROUPS)
+            ),
+        )
 
     def __init__(self, path: str | os.PathLike[str], *, fields: Sequence[str] | str | None = None) -> None:
         super().__init__(path)
@@ -153,7 +161,7 @@ class TheWellReader(TrajectoryDataset):
             p = self.path
             dims = _get(f, "dimensions", p, h5py.Group, "a group")
             spatial_dims = self._spatial_dims(f, dims)
-            self.dataset_name = as_str(f.attrs.get("dataset_name", Path(p).stem))
+            self.dataset_name = as_str(f.attrs.get("dataset_name", Path(url_name(p)).stem))
             grid_type = as_str(f.attrs.get("grid_type", "cartesian"))
             if grid_type != "cartesian":
                 logger.warning("%s: grid_type %r; coordinates are used as given", p, grid_type)
@@ -190,7 +198,7 @@ class TheWellReader(TrajectoryDataset):
 
     # -- opening -------------------------------------------------------------------------------------------
     def _open_handle(self) -> h5py.File:
-        return open_hdf5(self.path)
+        return open_hdf5(self.path, self.remote_options)
 
     def _file(self) -> h5py.File:
         return self.handle()
@@ -479,15 +487,63 @@ class TheWellReader(TrajectoryDataset):
         array = np.moveaxis(array, -1, 1)
         return np.broadcast_to(array, (n_sel, len(fld.components), *self.metadata.grid_shape))
 
+    def _dataset(self, key: str) -> h5py.Dataset:
+        """The h5py dataset ``key`` of this process's handle (looked up once per handle: a lookup costs
+        about as much as reading a small frame)."""
+        f = self._file()
+        if getattr(self, "_datasets_of", None) is not f:
+            self._datasets: dict[str, h5py.Dataset] = {}
+            self._datasets_of = f
+        if key not in self._datasets:
+            self._datasets[key] = f[key]
+        return self._datasets[key]
+
+    def _runs(self) -> list[tuple[int, int, int, int]]:
+        """The selected channels as runs ``(first channel, field, first component, count)`` of one field's
+        consecutive components (velocity's ``u, v`` are one run of 2): each run is filled by one copy."""
+        runs: list[tuple[int, int, int, int]] = []
+        for channel, (i, c) in enumerate(self._channels):
+            if runs and runs[-1][1] == i and runs[-1][2] + runs[-1][3] == c:
+                first, _, c0, count = runs[-1]
+                runs[-1] = (first, i, c0, count + 1)
+            else:
+                runs.append((channel, i, c, 1))
+        return runs
+
     def _read(self, index: int, times: slice) -> np.ndarray:
         sel, n_sel = times, frame_count(times)
+        grid = self.metadata.grid_shape
         if n_sel == 0:
-            return np.empty((0, len(self._channels), *self.metadata.grid_shape), dtype=np.float32)
-        blocks: dict[int, np.ndarray] = {}
-        for i, _ in self._channels:
-            if i not in blocks:
-                blocks[i] = self._field_block(self._fields[i], index, sel, n_sel)
-        out = np.stack([blocks[i][:, c] for i, c in self._channels], axis=1)
+            return np.empty((0, len(self._channels), *grid), dtype=np.float32)
+        if getattr(self, "_layout_of", None) is not self._file():  # per handle: dtypes, runs
+            self._shapes: dict[str, tuple[tuple[int, ...], np.dtype]] = {}
+            for i, _ in self._channels:
+                ds = self._dataset(self._fields[i].key)
+                self._shapes[self._fields[i].key] = (tuple(ds.shape), ds.dtype)
+            dtypes = [self._shapes[self._fields[i].key][1] for i, _ in self._channels]
+            self._out_dtype, self._run_list = _output_dtype(dtypes), self._runs()
+            self._layout_of = self._file()
+        out = np.empty((n_sel, len(self._channels), *grid), dtype=self._out_dtype)
+        for first, i, c0, count in self._run_list:
+            fld = self._fields[i]
+            target = out[:, first : first + count]
+            if fld.sample_varying and fld.time_varying and all(fld.dim_varying):
+                # [T_sel, *grid, (D,)*order] as stored, components last: one copy moves the run's
+                # components to channels (the layout change a model needs; nothing else is copied)
+                ds = self._dataset(fld.key)
+                shape, dtype = self._shapes[fld.key]  # h5py's shape and dtype properties are slow
+                check_read_size(self.path, (n_sel, *shape[2:]), dtype.itemsize, key=fld.key)
+                if self._read_frames(fld.key, ds, index, sel, target, c0):
+                    continue
+                with data_format_errors(self.path, f"read {fld.key}"):
+                    block = ds[index, sel].reshape(n_sel, *grid, len(fld.components))
+                target[...] = np.moveaxis(block[..., c0 : c0 + count], -1, 1)
+            else:
+                target[...] = self._field_block(fld, index, sel, n_sel)[:, c0 : c0 + count]
+        if out.dtype.kind == "f" and not np.isfinite(out).all():
+            bad = next(k for k in range(out.shape[1]) if not np.isfinite(out[:, k]).all())
+            key = self._fields[self._channels[bad][0]].key
+            check_finite(out[:, bad], self.path, key, f"trajectory {index}")
         return out
 
     def times_of(self, index: int) -> np.ndarray:
@@ -496,10 +552,78 @@ class TheWellReader(TrajectoryDataset):
             return self._times_all.copy()
         return self._times_all[index].copy()
 
+    def _read_frames(
+        self, key: str, ds: h5py.Dataset, index: int, sel: slice, target: np.ndarray, c0: int
+    ) -> bool:
+        """Fill ``target`` (``[T_sel, count, *grid]``: components ``c0...`` of field ``key``) by reading the
+        frames' bytes directly (:class:`~sciml.datasets.readers.hdf5_common.FrameBytes`); ``False`` when
+        the file is remote or the field is not stored plainly (then h5py reads it)."""
+        if is_url(self.path):
+            return False
+        if getattr(self, "_frame_bytes_of", None) is not self._file():  # per handle
+            self._frame_bytes: dict[str, FrameBytes | None] = {}
+            self._frame_bytes_of = self._file()
+        if key not in self._frame_bytes:
+            self._frame_bytes[key] = FrameBytes.of(ds)
+        located = self._frame_bytes[key]
+        if located is None:
+            return False
+        frames = range(sel.start, sel.stop, sel.step)
+        shape, dtype = self._shapes[key]
+        n_components = int(np.prod(shape[2 + len(self.metadata.grid_shape) :], dtype=np.int64))
+        with data_format_errors(self.path, f"read {key}"):
+            if n_components == 1 and target.shape[1] == 1 and target.dtype == dtype:
+                return located.read_into(self._raw_file(), self.path, index, frames, target[:, 0])
+            stored = np.empty((len(frames), *shape[2:]), dtype=dtype)
+            if not located.read_into(self._raw_file(), self.path, index, frames, stored):
+                return False
+        stored = stored.reshape(len(frames), *self.metadata.grid_shape, n_components)
+        target[...] = np.moveaxis(stored[..., c0 : c0 + target.shape[1]], -1, 1)
+        return True
+
+    _raw: Any = None  # this process's raw file object (direct frame reads), opened on first use
+    _raw_pid: int | None = None
+
+    def _raw_file(self) -> Any:
+        """This process's unbuffered binary file object of the (local) file, for :meth:`_read_frames`."""
+        if self._raw is None or self._raw_pid != os.getpid():
+            with data_format_errors(self.path, "open the file"):
+                self._raw = open(self.path, "rb", buffering=0)  # noqa: SIM115 - closed by close()
+            self._raw_pid = os.getpid()
+        return self._raw
+
+    def close(self) -> None:
+        """Close the file (the h5py handle and the raw file object of direct frame reads)."""
+        raw, self._raw = self._raw, None
+        if raw is not None and self._raw_pid == os.getpid():
+            raw.close()
+        super().close()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        # h5py objects and the raw file of this process's handle
+        for name in (
+            "_datasets",
+            "_datasets_of",
+            "_layout_of",
+            "_frame_bytes",
+            "_frame_bytes_of",
+            "_raw",
+            "_shapes",
+        ):
+            state.pop(name, None)
+        return state
+
     @property
     def fields(self) -> tuple[WellField, ...]:
         """Every field of the file (selected or not), in file order."""
         return tuple(self._fields)
+
+
+def _output_dtype(dtypes: list[np.dtype]) -> np.dtype:
+    """float64 when any field is float64 (or wider), else float32 (also for integer and boolean fields)."""
+    wide = [d for d in dtypes if d.kind == "f" and d.itemsize >= 8]
+    return np.dtype(np.float64) if wide else np.dtype(np.float32)
 
 
 def _find_viscosity(values: dict[str, Any]) -> float | None:
