@@ -154,6 +154,8 @@ def _load_families() -> None:
     """Import the built-in families (each registers itself)."""
     import sciml.models.deeponet
     import sciml.models.fno
+    import sciml.models.ifactformer
+    import sciml.models.ifno
     import sciml.models.lsm
     import sciml.models.mg_tfno
     import sciml.models.st_fno
