@@ -223,7 +223,8 @@ class IFactFormer(nn.Module):
         assert self.positions is not None
         axes = [torch.arange(n, device=like.device, dtype=like.dtype) / n for n in grid]
         coords = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1)
-        phase = 2 * math.pi * coords @ self.position_basis.to(like.dtype)
+        basis = self.get_buffer("position_basis")
+        phase = 2 * math.pi * coords @ basis.to(like.dtype)
         return self.positions(torch.cat([phase.cos(), phase.sin()], dim=-1))
 
     def forward(self, x: Tensor) -> Tensor:
