@@ -122,6 +122,7 @@ BENCHMARKS: tuple[Benchmark, ...] = (
     Benchmark("bench_optimizers", "Second-order optimizers (issue 19)", "optimizers.json"),
     Benchmark("bench_optimizers_gp", "Second-order optimizers on the GP-HM objective", "optimizers_gp.json"),
     Benchmark("bench_navier_stokes_3d", "3-D Navier-Stokes and LES (issue 18)", "navier_stokes_3d.json"),
+    Benchmark("bench_turbulence", "3-D turbulence: IFactFormer, FNO-3D, LES (issue 18)", "turbulence.json"),
     Benchmark(
         "bench_zoo_families",
         "Every family on the 64^2 FNO-setting data (the zoo)",

@@ -120,8 +120,8 @@ class AxialProjection(nn.Module):
         """``g [B, *grid, d]`` -> ``[B, n_axis, latent]``."""
         m = g.ndim - 2
         others = tuple(1 + a for a in range(m) if a != axis)
-        pooled = self.to_in(g).mean(dim=others) if others else self.to_in(g)
-        return self.mlp(self.norm(pooled))
+        pooled = g.mean(dim=others) if others else g  # mean(W g) = W mean(g): the linear map after the mean
+        return self.mlp(self.norm(self.to_in(pooled)))
 
 
 class FactorizedAttention(nn.Module):
