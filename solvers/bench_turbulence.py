@@ -156,12 +156,15 @@ def short_term(
 
 
 def late_spectrum_distance(result: LongRollout) -> float | None:
-    """Mean |ln E/E_ref| of the spectrum averaged over the last half of a rollout (None if it blew up)."""
+    """Mean |ln E/E_ref| over the resolved shells of the spectrum averaged over the last half of a rollout
+    (None if it blew up)."""
     if result.blowup is not None:
         return None
-    late = torch.tensor(result.spectra[result.frames // 2 :]).mean(dim=0)[1:]
-    reference = torch.tensor(result.reference_spectrum)[1:]
-    return float((late / reference).log().abs().mean())
+    from sciml.metrics.turbulence import spectrum_log_distance
+
+    late = torch.tensor(result.spectra[result.frames // 2 :]).mean(dim=0)
+    shells = (1, int(result.tolerances["max_shell"]))  # the band the filtered data hold
+    return float(spectrum_log_distance(late, torch.tensor(result.reference_spectrum), shells))
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -94,12 +94,16 @@ def long_rollout(
     energy_tolerance: float = 0.5,
     spectrum_tolerance: float = math.log(2.0),
     blowup_factor: float = 10.0,
+    max_shell: int | None = None,
 ) -> LongRollout:
     """Roll ``model`` out ``steps`` times from ``window [B, t_in * C, N, N, N]`` and track its statistics.
 
     ``reference [T_ref, C, N, N, N]``, frames with the model's ``C`` channels, gives the reference energy
     and spectrum (means over its frames); ``velocity_channels`` are the 3 of the ``C`` channels holding
-    ``u, v, w``. Tolerances as in :func:`~sciml.metrics.turbulence.first_departure`.
+    ``u, v, w``. Tolerances as in :func:`~sciml.metrics.turbulence.first_departure`. Spectra are compared on
+    shells ``1 .. max_shell`` (default ``(N - 1) // 3``, the largest shell whole inside the 2/3-dealiased
+    band of the grid: filtered or dealiased data hold no energy beyond it, so a log ratio there would
+    compare round-off).
     """
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ConfigError(f"long_rollout: steps must be an integer >= 1, got {steps!r}")
@@ -115,6 +119,7 @@ def long_rollout(
     k, ref_spectra = energy_spectrum_3d(ref_velocity, domain_length)
     ref_spectrum = ref_spectra.mean(dim=0)
     ref_energy = float(kinetic_energy_3d(ref_velocity).mean())
+    top = (reference.shape[-1] - 1) // 3 if max_shell is None else int(max_shell)
     c = reference.shape[1]
     energy: list[float] = []
     spectra: list[list[float]] = []
@@ -131,7 +136,9 @@ def long_rollout(
             energy.append(e)
             spectra.append(spectrum.tolist() if spectrum is not None else [math.inf] * len(k))
             distance.append(
-                math.inf if spectrum is None else float(spectrum_log_distance(spectrum, ref_spectrum))
+                math.inf
+                if spectrum is None
+                else float(spectrum_log_distance(spectrum, ref_spectrum, (1, top)))
             )
         departure = first_departure(
             torch.tensor(energy),
@@ -158,6 +165,7 @@ def long_rollout(
             "energy": energy_tolerance,
             "spectrum": spectrum_tolerance,
             "blowup_factor": blowup_factor,
+            "max_shell": top,
         },
     )
 
