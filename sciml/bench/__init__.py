@@ -124,6 +124,7 @@ BENCHMARKS: tuple[Benchmark, ...] = (
     Benchmark("bench_dcdm", "DCDM vs CG, IC-PCG and AMG (issue 20)", "dcdm.json"),
     Benchmark("bench_navier_stokes_3d", "3-D Navier-Stokes and LES (issue 18)", "navier_stokes_3d.json"),
     Benchmark("bench_loader", "Data loading (issue 17)", "loader.json"),
+    Benchmark("bench_turbulence", "3-D turbulence: IFactFormer, FNO-3D, LES (issue 18)", "turbulence.json"),
     Benchmark(
         "bench_zoo_families",
         "Every family on the 64^2 FNO-setting data (the zoo)",

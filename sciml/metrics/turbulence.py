@@ -15,6 +15,11 @@ Velocities are ``[..., 3, N, N, N]`` (components, then x, y, z) on :math:`[0, L)
   :math:`\lambda = \sqrt{15\nu u'^2/\varepsilon}`, :func:`taylor_reynolds_number`
   :math:`Re_\lambda = u'\lambda/\nu`, :func:`kolmogorov_scale` :math:`\eta = (\nu^3/\varepsilon)^{1/4}`.
 * :func:`velocity_increment_pdf` (longitudinal increments at a separation) and :func:`vorticity_pdf`.
+* Long rollouts: :func:`spectrum_log_distance` of a spectrum from a reference one and
+  :func:`first_departure`, the first step where energy or spectrum leave the reference (blow-up, drift).
+* Channel flow ``[..., 3, nx, ny, nz]`` (walls normal to y): :func:`mean_streamwise_profile`
+  :math:`\langle u\rangle(y)` and :func:`reynolds_stress_profiles` (rms velocities and the Reynolds shear
+  stress :math:`-\langle u'v'\rangle(y)`).
 
 This module knows nothing of solvers, models or training.
 """
@@ -30,9 +35,13 @@ from sciml.errors import ConfigError
 __all__ = [
     "dissipation",
     "energy_spectrum_3d",
+    "first_departure",
     "kinetic_energy_3d",
     "kolmogorov_scale",
+    "mean_streamwise_profile",
+    "reynolds_stress_profiles",
     "rms_velocity",
+    "spectrum_log_distance",
     "taylor_microscale",
     "taylor_reynolds_number",
     "turbulence_statistics",
@@ -240,3 +249,101 @@ def vorticity_pdf(
     omega = vorticity_3d(velocity, domain_length).to(torch.float64)
     scaled = omega / omega.pow(2).mean().sqrt().clamp_min(1e-300)
     return _density(scaled, bins, limit)
+
+
+# ------------------------------------------------------------------ long rollouts: drift from the reference
+def spectrum_log_distance(
+    spectra: torch.Tensor, reference: torch.Tensor, shells: tuple[int, int] | None = None
+) -> torch.Tensor:
+    r"""Mean over shells of :math:`|\ln(E(k) / E_{ref}(k))|`, per spectrum ``[...]`` (float64).
+
+    ``spectra [..., K]`` and ``reference [K]`` are shell spectra (:func:`energy_spectrum_3d`); ``shells``
+    ``(first, last)`` bounds the shells compared (default ``1 .. K - 1``: the mean mode left out). A
+    spectrum off by a factor ``a`` at every shell is at distance ``|ln a|``; a non-finite or non-positive
+    shell makes the distance ``inf``.
+    """
+    k = reference.shape[-1]
+    if spectra.shape[-1] != k:
+        raise ConfigError(f"spectrum_log_distance: {spectra.shape[-1]} shells vs {k} in the reference")
+    first, last = shells if shells is not None else (1, k - 1)
+    if not 0 <= first <= last < k:
+        raise ConfigError(f"spectrum_log_distance: shells {shells} outside 0 .. {k - 1}")
+    e = spectra[..., first : last + 1].to(torch.float64)
+    ref = reference[first : last + 1].to(torch.float64)
+    if not bool((ref > 0).all()):
+        raise ConfigError(
+            "spectrum_log_distance: the reference spectrum must be positive on the shells compared"
+        )
+    ratio = torch.log(e.clamp_min(1e-300) / ref).abs()
+    ratio = torch.where(torch.isfinite(e) & (e > 0), ratio, torch.full_like(ratio, math.inf))
+    return ratio.mean(dim=-1)
+
+
+def first_departure(
+    energy: torch.Tensor,
+    spectrum_distance: torch.Tensor,
+    reference_energy: float,
+    energy_tolerance: float = 0.5,
+    spectrum_tolerance: float = math.log(2.0),
+    blowup_factor: float = 10.0,
+) -> dict[str, int | None]:
+    r"""When a sequence of statistics leaves the reference: the first (0-based) step that
+
+    * blows up: a non-finite energy, or :math:`E > \mathrm{blowup\_factor}\, E_{ref}`;
+    * drifts: :math:`|E / E_{ref} - 1| > \mathrm{energy\_tolerance}` or a spectrum distance
+      (:func:`spectrum_log_distance`) above ``spectrum_tolerance`` (default ``ln 2``: off by a factor 2
+      on average over the shells).
+
+    ``energy`` and ``spectrum_distance`` are ``[T]``; returns ``{"blowup": step or None, "drift": step or
+    None}`` (a blown-up step has drifted too).
+    """
+    e = energy.to(torch.float64)
+    ratio = e / float(reference_energy)
+    blown = ~torch.isfinite(e) | (ratio > blowup_factor)
+    drifted = blown | ((ratio - 1.0).abs() > energy_tolerance) | ~(spectrum_distance <= spectrum_tolerance)
+
+    def first(mask: torch.Tensor) -> int | None:
+        hits = torch.nonzero(mask).flatten()
+        return int(hits[0]) if len(hits) else None
+
+    return {"blowup": first(blown), "drift": first(drifted)}
+
+
+# ------------------------------------------------------------------ channel flow (walls at y = 0, 2 delta)
+def _check_channel(velocity: torch.Tensor) -> None:
+    if not isinstance(velocity, torch.Tensor) or velocity.ndim < 4 or velocity.shape[-4] != 3:
+        shape = tuple(velocity.shape) if isinstance(velocity, torch.Tensor) else type(velocity).__name__
+        raise ConfigError(f"channel metrics: expected a velocity [..., 3, nx, ny, nz], got {shape}")
+    if not velocity.is_floating_point() or velocity.is_complex():
+        raise ConfigError(f"channel metrics: expected a real floating velocity, got {velocity.dtype}")
+
+
+def _plane_mean(field: torch.Tensor) -> torch.Tensor:
+    """Average of ``[..., nx, ny, nz]`` over x, z and every leading axis: a profile ``[ny]``."""
+    ny = field.shape[-2]
+    return field.to(torch.float64).transpose(-2, -1).reshape(-1, ny).mean(dim=0)
+
+
+def mean_streamwise_profile(velocity: torch.Tensor) -> torch.Tensor:
+    r"""Mean streamwise velocity :math:`\langle u\rangle(y)` ``[ny]`` of a channel flow
+    ``[..., 3, nx, ny, nz]`` (x streamwise, y wall-normal, z spanwise; the layout of IFactFormer-m's
+    data, read by :class:`~sciml.datasets.readers.numpy_npy.NpyReader` with ``layout="ntxyzc"``),
+    averaged over the homogeneous directions x, z and over every leading axis (samples, time)."""
+    _check_channel(velocity)
+    return _plane_mean(velocity[..., 0, :, :, :])
+
+
+def reynolds_stress_profiles(velocity: torch.Tensor) -> dict[str, torch.Tensor]:
+    r"""Second moments of the fluctuations :math:`u_i' = u_i - \langle u_i\rangle(y)` of a channel flow
+    ``[..., 3, nx, ny, nz]``, averaged like :func:`mean_streamwise_profile`: the rms velocities
+    ``u_rms, v_rms, w_rms`` (:math:`\langle u_i'^2\rangle^{1/2}`) and the Reynolds shear stress
+    ``shear`` :math:`-\langle u'v'\rangle(y)`, each ``[ny]`` (float64)."""
+    _check_channel(velocity)
+    means = [_plane_mean(velocity[..., i, :, :, :]) for i in range(3)]
+    fluct = [velocity[..., i, :, :, :].to(torch.float64) - means[i][:, None] for i in range(3)]
+    out = {
+        name: _plane_mean(f.square()).sqrt()
+        for name, f in zip(("u_rms", "v_rms", "w_rms"), fluct, strict=True)
+    }
+    out["shear"] = -_plane_mean(fluct[0] * fluct[1])
+    return out

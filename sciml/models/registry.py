@@ -181,6 +181,8 @@ def _load_families() -> None:
     import sciml.models.dcdm
     import sciml.models.deeponet
     import sciml.models.fno
+    import sciml.models.ifactformer
+    import sciml.models.ifno
     import sciml.models.lsm
     import sciml.models.mg_tfno
     import sciml.models.st_fno

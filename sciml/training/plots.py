@@ -20,7 +20,11 @@ def _save(fig: Figure, path: Path) -> None:
 
 
 def plot_example(path: Path, x: torch.Tensor, y: torch.Tensor, pred: torch.Tensor) -> None:
-    """Input (last channel), truth, prediction and error of one test sample (last output channel)."""
+    """Input (last channel), truth, prediction and error of one test sample (last output channel).
+
+    A 3-D field is drawn as its middle slice across the last axis.
+    """
+    x, y, pred = (_plane(t) for t in (x, y, pred))
     panels = [
         ("input", x[0, -1]),
         ("truth", y[0, -1]),
@@ -40,6 +44,13 @@ def plot_example(path: Path, x: torch.Tensor, y: torch.Tensor, pred: torch.Tenso
         ax.set_yticks([])
         fig.colorbar(im, ax=ax, fraction=0.046)
     _save(fig, path)
+
+
+def _plane(t: torch.Tensor) -> torch.Tensor:
+    """``[B, C, *grid]`` cut to its first two spatial axes (middle index of each further one)."""
+    while t.ndim > 4:
+        t = t.select(-1, t.shape[-1] // 2)
+    return t
 
 
 def plot_spectra(path: Path, predicted: torch.Tensor, truth: torch.Tensor) -> None:

@@ -53,8 +53,9 @@ def evaluate_errors(
             sample_errors[name].append(sobolev_error_for(pred, y, s, metadata).mean(dim=-1).cpu())
         if periodic:
             lengths = tuple(metadata.domain_lengths)
-            pred_spectra.append(scalar_spectrum(pred[:, -1], lengths=lengths).cpu())
-            true_spectra.append(scalar_spectrum(y[:, -1], lengths=lengths).cpu())
+            dims = tuple(range(-len(lengths), 0))  # every spatial axis (2-D or 3-D grids)
+            pred_spectra.append(scalar_spectrum(pred[:, -1], lengths=lengths, dims=dims).cpu())
+            true_spectra.append(scalar_spectrum(y[:, -1], lengths=lengths, dims=dims).cpu())
         if example is None:
             example = (x[:1].cpu(), y[:1].cpu(), pred[:1].cpu())
     out: dict[str, Any] = {"n_samples": len(dataset)}

@@ -258,7 +258,9 @@ class Trainer:
         self.run_dir = Path(run_dir) if run_dir is not None else None
         if self.run_dir is not None:  # a missing logger package is refused before anything is written
             check_logger_packages(t.loggers)
-        self.geometry = metadata_options(metadata, 4) if metadata is not None else {}
+        # batches are [B, C, *grid]: two axes before the grid's (2-D or 3-D)
+        ndim = 2 + len(getattr(metadata, "periodic", ()))
+        self.geometry = metadata_options(metadata, ndim) if metadata is not None else {}
         if t.deterministic:
             torch.backends.cudnn.deterministic = True
             torch.backends.cudnn.benchmark = False

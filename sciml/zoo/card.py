@@ -53,15 +53,16 @@ def _task_line(config: dict[str, Any]) -> str:
 
 def _recipe_line(recipe: dict[str, Any]) -> str:
     s, o = recipe["solver"], recipe["output"]
+    d = 3 if recipe.get("hit") else 2  # a 3-D (forced HIT) recipe or a 2-D one
     return (
-        f"`{recipe['name']}`: nu = {s['viscosity']:g}, forcing {s['forcing']}, {s['resolution']}^2 "
-        f"{s['stepper']} solve at dt = {s['dt']:g}, stored at {o.get('resolution') or s['resolution']}^2, "
+        f"`{recipe['name']}`: nu = {s['viscosity']:g}, forcing {s['forcing']}, {s['resolution']}^{d} "
+        f"{s['stepper']} solve at dt = {s['dt']:g}, stored at {o.get('resolution') or s['resolution']}^{d}, "
         f"one frame every {o['record_every']:g} up to t = {o['t_final']:g}; {recipe['n_trajectories']} "
         f"trajectories, seed {recipe['seed']}"
     )
 
 
-def _run_test_lines(run_test: dict[str, Any]) -> list[str]:
+def _run_test_lines(run_test: dict[str, Any], dims: int = 2) -> list[str]:
     """The training run's own test split, at its resolution and zero-shot at others (if evaluated)."""
     if not run_test:
         return []
@@ -75,7 +76,7 @@ def _run_test_lines(run_test: dict[str, Any]) -> list[str]:
     ]
     for res, m in sorted(run_test.items(), key=lambda kv: int(kv[0])):
         lines.append(
-            f"| {res}^2 | {_fmt(m['l2']['mean'])} | {_fmt(m['h1']['mean'])} | {_fmt(m['h-1']['mean'])} "
+            f"| {res}^{dims} | {_fmt(m['l2']['mean'])} | {_fmt(m['h1']['mean'])} | {_fmt(m['h-1']['mean'])} "
             f"| {m.get('n_samples', '-')} |"
         )
     return lines
@@ -97,7 +98,9 @@ def render_card(config: dict[str, Any], *, front_matter: bool = False, repo_id: 
         *_training_lines(config.get("training", {})),
         "",
         *_test_metric_lines(config["name"] if repo_id is None else f"hf://{repo_id}", config.get("metrics")),
-        *_run_test_lines(config.get("training", {}).get("run_test", {})),
+        *_run_test_lines(
+            config.get("training", {}).get("run_test", {}), len(config["context"]["grid_shape"])
+        ),
         "",
         *(LIMITS if "recipe" in config.get("dataset", {}) else OTHER_DATA_LIMITS),
         "",

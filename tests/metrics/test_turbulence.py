@@ -156,3 +156,50 @@ def test_increments_of_a_single_mode():
 def test_bad_input_raises_config_error(call, match):
     with pytest.raises(ConfigError, match=match):
         call()
+
+
+def test_channel_profiles_and_rollout_drift_in_closed_form():
+    """Channel flow u = U(y) + A sin(2 pi x / Lx) g(y), v = B sin(2 pi x / Lx) h(y) + C cos(2 pi z / Lz),
+    w = D cos(2 pi x / Lx): <u> = U, u_rms = |A g| / sqrt 2, v_rms^2 = (B h)^2 / 2 + C^2 / 2,
+    w_rms = |D| / sqrt 2, -<u'v'> = -A B g h / 2 (exact on a grid holding whole periods). Drift: a spectrum
+    twice the reference is at distance ln 2; energies 1, 1.2, 1.7, 20 leave a +-50% band at step 2 and blow
+    up (> 10x) at step 3."""
+    from sciml.metrics.turbulence import (
+        first_departure,
+        mean_streamwise_profile,
+        reynolds_stress_profiles,
+        spectrum_log_distance,
+    )
+
+    nx, ny, nz, lx, lz = 8, 7, 6, 4 * math.pi, 4 * math.pi / 3
+    x = torch.arange(nx, dtype=torch.float64) * lx / nx
+    y = torch.linspace(-1, 1, ny, dtype=torch.float64)
+    z = torch.arange(nz, dtype=torch.float64) * lz / nz
+    X, Y, Z = torch.meshgrid(x, y, z, indexing="ij")
+    a, b, c, d = 0.3, -0.7, 0.2, 0.5
+    g, h, big_u = torch.cos(Y), Y**2, 1 - Y**2
+    sx = torch.sin(2 * math.pi * X / lx)
+    u = big_u + a * sx * g
+    v = b * sx * h + c * torch.cos(2 * math.pi * Z / lz)
+    w = d * torch.cos(2 * math.pi * X / lx)
+    velocity = torch.stack([u, v, w]).expand(2, 3, nx, ny, nz)  # two samples, same field
+    torch.testing.assert_close(mean_streamwise_profile(velocity), 1 - y**2)
+    stats = reynolds_stress_profiles(velocity)
+    torch.testing.assert_close(stats["u_rms"], (a * torch.cos(y)).abs() / math.sqrt(2))
+    torch.testing.assert_close(stats["v_rms"], ((b * y**2) ** 2 / 2 + c**2 / 2).sqrt())
+    torch.testing.assert_close(stats["w_rms"], torch.full((ny,), abs(d) / math.sqrt(2), dtype=torch.float64))
+    torch.testing.assert_close(stats["shear"], -a * b * torch.cos(y) * y**2 / 2)
+    with pytest.raises(ConfigError, match="channel metrics"):
+        mean_streamwise_profile(torch.zeros(2, nx, ny, nz))
+
+    reference = torch.tensor([1.0, 0.5, 0.25, 0.125])
+    spectra = torch.stack([reference, 2 * reference, reference * torch.tensor([1.0, 1.0, 4.0, 0.25])])
+    torch.testing.assert_close(
+        spectrum_log_distance(spectra, reference),
+        torch.tensor([0.0, math.log(2), 2 * math.log(4) / 3], dtype=torch.float64),
+    )
+    distance = torch.zeros(5)
+    departure = first_departure(torch.tensor([1.0, 1.2, 1.7, 20.0, 1.0]), distance, reference_energy=1.0)
+    assert departure == {"blowup": 3, "drift": 2}
+    assert first_departure(torch.ones(3), torch.tensor([0.1, 0.8, 0.1]), 1.0) == {"blowup": None, "drift": 1}
+    assert first_departure(torch.tensor([1.0, math.nan]), torch.zeros(2), 1.0) == {"blowup": 1, "drift": 1}

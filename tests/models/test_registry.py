@@ -17,6 +17,8 @@ SMALL = {
     "mg_tfno": {"levels": 1, "model_kwargs": {"modes": 4, "width": 8, "n_layers": 2, "rank": 0.2}},
     "st_fno": {"modes": 4, "modes_t": 2, "width": 8, "n_layers": 2},
     "lsm": {"width": 8, "levels": 2, "heads": 4, "patch_size": 2, "num_basis": 4, "head_width": 16},
+    "ifactformer": {"dim": 8, "heads": 2, "dim_head": 4, "kernel_multiplier": 2, "n_layers": 2},
+    "ifno": {"modes": 4, "width": 8, "n_layers": 2},
 }
 CONTEXT = ModelContext(in_channels=3, out_channels=2, grid_shape=(16, 16), domain_lengths=(1.0, 1.0))
 
