@@ -13,9 +13,9 @@ The file written (``B`` trajectories, ``T`` frames, an ``X x Y`` grid)::
     scalars/               attrs field_names=["viscosity"]
         viscosity ()       attrs sample_varying=False, time_varying=False
     t0_fields/             attrs field_names=["vorticity"]
-        vorticity (B, T, X, Y) float32, chunks (1, T, X, Y)
+        vorticity (B, T, X, Y) float32, chunks (1, 1, X, Y): one frame per chunk
     t1_fields/             attrs field_names=["velocity"]
-        velocity (B, T, X, Y, 2) float32, chunks (1, T, X, Y, 2)
+        velocity (B, T, X, Y, 2) float32, chunks (1, 1, X, Y, 2)
     t2_fields/             attrs field_names=[]
 
 Each field carries ``dim_varying=[True, True]``, ``sample_varying=True``, ``time_varying=True``.
