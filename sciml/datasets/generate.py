@@ -249,6 +249,25 @@ def generate(
     return path
 
 
+def _frame_times(recipe: Recipe) -> np.ndarray:
+    """The times of the recorded frames: every ``record_every`` from the end of the warm-up to ``t_final``
+    after it."""
+    o = recipe.output
+    return o.warmup + o.record_every * np.arange(round(o.t_final / o.record_every) + 1)
+
+
+def _progress_bar(recipe: Recipe, dt: float, progress: bool) -> Any:
+    """The generation's progress bar, counted in trajectory-steps (warm-up included)."""
+    steps_per_trajectory = round((recipe.output.warmup + recipe.output.t_final) / dt)
+    return tqdm(
+        total=recipe.n_trajectories * steps_per_trajectory,
+        disable=progress_disable(progress),
+        unit="traj-step",
+        unit_scale=True,
+        desc=f"generate {recipe.name}",
+    )
+
+
 def _solve_and_write(
     recipe: Recipe, path: Path, file_format: str, device: torch.device, first_index: int, progress: bool
 ) -> None:
@@ -260,8 +279,7 @@ def _solve_and_write(
     solver = make_solver(recipe)
     o = recipe.output
     n_out = recipe.output_resolution
-    n_frames = round(o.t_final / o.record_every) + 1
-    times = o.warmup + o.record_every * np.arange(n_frames)
+    times = _frame_times(recipe)
     writer_cls = _writer_class(file_format)
     attributes = {
         "recipe": recipe.to_yaml(),
@@ -273,14 +291,7 @@ def _solve_and_write(
         "drag": solver.drag,
         "generation": generation_settings(device, dtype, first_index),
     }
-    steps_per_trajectory = round((o.warmup + o.t_final) / solver.dt)
-    bar = tqdm(
-        total=recipe.n_trajectories * steps_per_trajectory,
-        disable=progress_disable(progress),
-        unit="traj-step",
-        unit_scale=True,
-        desc=f"generate {recipe.name}",
-    )
+    bar = _progress_bar(recipe, solver.dt, progress)
     logger.info(
         "generating %s: %d trajectories on %s -> %s", recipe.name, recipe.n_trajectories, device, path
     )
@@ -332,16 +343,8 @@ def _solve_and_write_3d(
     solver = make_solver_3d(recipe)
     o = recipe.output
     n_out = recipe.output_resolution
-    n_frames = round(o.t_final / o.record_every) + 1
-    times = o.warmup + o.record_every * np.arange(n_frames)
-    steps_per_trajectory = round((o.warmup + o.t_final) / solver.dt)
-    bar = tqdm(
-        total=recipe.n_trajectories * steps_per_trajectory,
-        disable=progress_disable(progress),
-        unit="traj-step",
-        unit_scale=True,
-        desc=f"generate {recipe.name}",
-    )
+    times = _frame_times(recipe)
+    bar = _progress_bar(recipe, solver.dt, progress)
     logger.info(
         "generating %s (3D): %d trajectories on %s -> %s", recipe.name, recipe.n_trajectories, device, path
     )
