@@ -1,7 +1,7 @@
 """DCDM vs CG, IC-PCG and AMG on pressure Poisson systems of unseen obstacle scenes (issue 20).
 
 Every solver runs to a relative residual ``||b - A x|| / ||b|| <= 1e-6`` from ``x = 0`` on the same systems:
-tanks with obstacles (:func:`sciml.solvers.poisson.make_scene`, seeds >= 100, none of them a training
+tanks with obstacles (:func:`sciml.operators.poisson.make_scene`, seeds >= 100, none of them a training
 scene) at the trained resolution (64^2) and at others (128^2 .. 512^2; 3-D 32^3 .. 64^3 for the baselines),
 right-hand sides a smooth Gaussian random field (correlation length 1/32 of the tank, the hard case for CG:
 most of its energy in the low modes). Solvers: CG, IC(0)-PCG, pyamg's smoothed aggregation as a solver
@@ -31,8 +31,8 @@ from sciml.bench.record import environment, output_path, run_script, save_figure
 from sciml.bench.render import num, para, provenance, sci, table
 from sciml.errors import ConfigError
 from sciml.models.dcdm import DCDM
+from sciml.operators.poisson import laplacian_matrix, make_scene, to_fluid
 from sciml.solvers.dcdm import BASELINES, SolveResult, dcdm, solve
-from sciml.solvers.poisson import laplacian_matrix, make_scene, to_fluid
 
 logger = logging.getLogger("bench_dcdm")
 

@@ -12,11 +12,26 @@ import argparse
 import json
 import logging
 import sys
+from typing import Any
 
 from sciml.cli import program
-from sciml.errors import SciMLError
+from sciml.errors import ConfigError, SciMLError
 
 logger = logging.getLogger("sciml.datasets")
+
+
+def _ritz_overrides(recipe: Any, args: argparse.Namespace) -> Any:
+    """A ``poisson_ritz`` recipe with the command line's ``--seed``; flags that do not apply are refused."""
+    from dataclasses import replace
+
+    misplaced = [flag for flag in ("format", "n", "device") if getattr(args, flag) is not None]
+    if misplaced:
+        raise ConfigError(
+            f"generate {args.recipe}: --{', --'.join(misplaced)} do(es) not apply to a poisson_ritz recipe "
+            "(a .pt file of x/y pairs made on the CPU, of size scenes x samples_per_scene): "
+            "only --out and --seed do"
+        )
+    return recipe if args.seed is None else replace(recipe, seed=args.seed)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,9 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     gen = sub.add_parser("generate", help="generate a dataset from a recipe YAML")
     gen.add_argument("recipe", help="recipe file or shipped name, e.g. ns_quick or datasets/ns_quick.yaml")
     gen.add_argument("--out", help="output file (default: the cache, .cache/sciml or $SCIML_CACHE)")
-    gen.add_argument(
-        "--format", default="well", choices=["well", "mat"], help="The Well HDF5 or FNO .mat v7.3"
-    )
+    gen.add_argument("--format", choices=["well", "mat"], help="The Well HDF5 (default) or FNO .mat v7.3")
     gen.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
     gen.add_argument("--n", type=int, help="number of trajectories (overrides the recipe)")
     gen.add_argument("--seed", type=int, help="seed (overrides the recipe)")
@@ -56,12 +69,12 @@ def main(argv: list[str] | None = None) -> int:
 
             recipe = load_recipe(args.recipe)
             if isinstance(recipe, poisson_ritz.PoissonRitzRecipe):  # DCDM's data: a .pt file of x/y pairs
-                print(poisson_ritz.generate(recipe, args.out))
+                print(poisson_ritz.generate(_ritz_overrides(recipe, args), args.out))
                 return 0
             path = generate(
                 recipe,
                 args.out,
-                file_format=args.format,
+                file_format=args.format or "well",
                 device=args.device,
                 n_trajectories=args.n,
                 seed=args.seed,

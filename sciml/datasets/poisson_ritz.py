@@ -1,6 +1,6 @@
 """Recipes of ``kind: poisson_ritz``: DCDM's training data, right-hand sides from Ritz vectors of ``A``.
 
-For each scene of the recipe (:func:`sciml.solvers.poisson.make_scene`), ``n_ritz`` Lanczos steps on the
+For each scene of the recipe (:func:`sciml.operators.poisson.make_scene`), ``n_ritz`` Lanczos steps on the
 scene's SPD matrix ``A`` give Ritz vectors, and ``samples_per_scene`` right-hand sides are drawn from them
 weighted toward the low end of the spectrum (:func:`sciml.solvers.dcdm.ritz_right_hand_sides`, as Kaneda et
 al. make theirs: weight ``low_weight`` on the lowest ``n_ritz / 2 + theta`` vectors). The file is a
@@ -39,8 +39,8 @@ from sciml.config import from_dict, to_dict
 from sciml.datasets.recipes import SAFE_NAME
 from sciml.datasets.writers.base import output_lock
 from sciml.errors import ConfigError
+from sciml.operators.poisson import FLUID, SCENE_KINDS, laplacian_matrix, make_scene
 from sciml.solvers.dcdm import lanczos_ritz_vectors, ritz_right_hand_sides
-from sciml.solvers.poisson import FLUID, SCENE_KINDS, laplacian_matrix, make_scene
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ READER_OPTIONS: dict[str, Any] = {
 
 @dataclass
 class SceneSection:
-    """One training scene: :data:`~sciml.solvers.poisson.SCENE_KINDS` kind and seed."""
+    """One training scene: :data:`~sciml.operators.poisson.SCENE_KINDS` kind and seed."""
 
     kind: str = "empty"
     seed: int = 0

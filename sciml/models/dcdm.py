@@ -17,7 +17,7 @@ TensorFlow code (written anew here in PyTorch), with ``C = channels`` (16 in the
 
 The paper's network sees only ``b``. The sample format of the training data (recipe ``kind: poisson_ritz``)
 is ``x = [b, cell codes]`` and ``y = A^-1 b`` on the whole grid (cell codes of
-:mod:`sciml.solvers.poisson`), so that the model can apply ``A`` itself: ``forward(x)`` returns the best
+:mod:`sciml.operators.poisson`), so that the model can apply ``A`` itself: ``forward(x)`` returns the best
 multiple ``f(b) (f.b) / (f.A f)`` (a prediction of ``y``, so the validation error is that of the network's
 direction against the exact solution), and :meth:`DCDM.training_loss` is the loss above. The cell codes only
 define ``A``; they are not an input of the network.
@@ -34,7 +34,7 @@ from torch import nn
 
 from sciml.errors import ConfigError
 from sciml.models.registry import ModelContext, register_model
-from sciml.solvers.poisson import AIR, FLUID, SOLID, apply_laplacian, fluid_index
+from sciml.operators.poisson import AIR, FLUID, SOLID, apply_laplacian, fluid_index
 
 
 class _ResidualPair(nn.Module):

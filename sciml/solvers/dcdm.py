@@ -219,7 +219,7 @@ def incomplete_cholesky(A: sp.spmatrix) -> Callable[[np.ndarray], np.ndarray]:
     pivots ``d_i = a_ii - sum_{j < i, a_ij != 0} a_ij^2 / d_j``.
 
     This is IC(0) exactly when no two lower neighbours of a row are neighbours of each other (the matrix
-    graph has no triangles), as for the 5- and 7-point Laplacians of :mod:`sciml.solvers.poisson`: IC(0)'s
+    graph has no triangles), as for the 5- and 7-point Laplacians of :mod:`sciml.operators.poisson`: IC(0)'s
     off-diagonal updates then all fall outside the pattern, only the pivots change. The two triangular
     factors are solved by SuperLU in their natural order (no pivoting, no fill).
     """

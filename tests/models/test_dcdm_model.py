@@ -15,8 +15,8 @@ from sciml.errors import ConfigError
 from sciml.models.dcdm import DCDM, DCDMNet
 from sciml.models.registry import ModelContext, ModelDefinedLoss, build_model, model_defined_loss
 from sciml.models.wrappers import Normalized
+from sciml.operators.poisson import FLUID, laplacian_matrix, make_scene, to_fluid
 from sciml.solvers.dcdm import dcdm
-from sciml.solvers.poisson import FLUID, laplacian_matrix, make_scene, to_fluid
 from sciml.train import build_operator, main
 from sciml.training.config import config_from_mapping
 from sciml.training.data import build_data
@@ -169,7 +169,7 @@ def test_model_defined_loss_refuses_unrolled_training(tiny_recipe, tmp_path):
         trainer._training_loss(batch["x"], batch["y"])
 
 
-def test_recipe_data_hold_unit_rms_right_hand_sides_and_their_solutions(tiny_recipe, tmp_path):
+def test_recipe_data_hold_unit_rms_right_hand_sides_and_their_solutions(tiny_recipe, tmp_path, caplog):
     config = config_from_mapping(tiny_config(tiny_recipe, tmp_path / "run"))
     source = build_data(config.data).source
     assert len(source) == 24
@@ -184,6 +184,16 @@ def test_recipe_data_hold_unit_rms_right_hand_sides_and_their_solutions(tiny_rec
     assert datasets_cli(["generate", str(tiny_recipe), "--out", str(out)]) == 0
     cli, cached = (torch.load(p, weights_only=True) for p in (out, build_data(config.data).path))
     assert all(torch.equal(cli[key], cached[key]) for key in ("x", "y"))
+    reseeded = tmp_path / "seed3.pt"  # --seed applies; the flags of flow recipes are refused, not ignored
+    assert datasets_cli(["generate", str(tiny_recipe), "--out", str(reseeded), "--seed", "3"]) == 0
+    other = torch.load(reseeded, weights_only=True)
+    assert torch.equal(other["x"][:, 1], cli["x"][:, 1])  # the same scenes
+    assert not torch.allclose(other["x"][:, 0], cli["x"][:, 0])  # other right-hand sides
+    for flag in (["--format", "mat"], ["--n", "5"]):
+        with caplog.at_level("ERROR"):
+            assert datasets_cli(["generate", str(tiny_recipe), "--out", str(tmp_path / "x.pt"), *flag]) == 2
+        assert f"{flag[0]} do(es) not apply to a poisson_ritz recipe" in caplog.text
+    assert not (tmp_path / "x.pt").exists()
 
 
 def test_bad_recipe_is_one_config_error(tmp_path, monkeypatch):

@@ -1,16 +1,13 @@
 """Spectral-Refiner's model: exact re-opening of the last spectral layer (the paper architecture's OutConv,
 fno3d's last hidden layer), the st_fno interface, errors."""
 
-import ast
 import warnings
-from pathlib import Path
 
 import pytest
 import torch
 from neuralop.layers.spectral_convolution import SpectralConv
 from torch import nn
 
-import sciml.models
 from sciml.errors import ConfigError
 from sciml.models import ModelContext, build_model
 from sciml.models.spectral_refiner import (
@@ -177,15 +174,3 @@ def test_reopening_errors():
         per_window(x[:2])
     with pytest.raises(ConfigError, match="already re-opened"):
         reopen_last_spectral_layer(per_window, (N, N))
-
-
-def test_the_model_family_imports_no_solver_and_no_procedure():
-    for path in (Path(sciml.models.__file__).parent).glob("*.py"):
-        tree = ast.parse(path.read_text(), filename=str(path))
-        imported = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
-        imported += [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
-        upward = [m for m in imported if m.startswith(("sciml.solvers", "sciml.finetune"))]
-        # DCDM applies the Poisson operator its input describes: grids and operators, no solve procedure
-        # (to move below the models layer; until then the one allowed import)
-        upward = [m for m in upward if not (path.name == "dcdm.py" and m == "sciml.solvers.poisson")]
-        assert upward == [], f"{path.name} imports {upward}"

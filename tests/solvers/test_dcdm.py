@@ -7,6 +7,7 @@ import pytest
 import scipy.sparse as sp
 
 from sciml.errors import ConfigError, SolverError
+from sciml.operators.poisson import laplacian_matrix, make_scene
 from sciml.solvers.dcdm import (
     BASELINES,
     conjugate_gradient,
@@ -16,7 +17,6 @@ from sciml.solvers.dcdm import (
     ritz_right_hand_sides,
     solve,
 )
-from sciml.solvers.poisson import laplacian_matrix, make_scene
 
 
 def random_spd(n: int, seed: int = 0, condition: float = 50.0) -> np.ndarray:

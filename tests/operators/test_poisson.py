@@ -1,4 +1,4 @@
-"""The cell-type Poisson operators (sciml.solvers.poisson): matrix-free vs sparse, SPD, boundaries."""
+"""The cell-type Poisson operators (sciml.operators.poisson): matrix-free vs sparse, SPD, boundaries."""
 
 import numpy as np
 import pytest
@@ -6,7 +6,7 @@ import torch
 from scipy import ndimage
 
 from sciml.errors import ConfigError
-from sciml.solvers.poisson import (
+from sciml.operators.poisson import (
     AIR,
     FLUID,
     SCENE_KINDS,
