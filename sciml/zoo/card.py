@@ -62,14 +62,19 @@ def _recipe_line(recipe: dict[str, Any]) -> str:
     )
 
 
-def _run_test_lines(run_test: dict[str, Any], dims: int = 2) -> list[str]:
+def _run_test_lines(run_test: dict[str, Any], dims: int = 2, flow_recipe: bool = True) -> list[str]:
     """The training run's own test split, at its resolution and zero-shot at others (if evaluated)."""
     if not run_test:
         return []
+    held_out = "the last samples of its data"
+    if flow_recipe:
+        held_out = "the last trajectories of the training recipe"
+    zero_shot = ""
+    if len(run_test) > 1:
+        zero_shot = " and zero-shot at finer ones (the test trajectories solved again on that grid)"
     lines = [
         "",
-        "The training run's held-out test split (the last trajectories of the training recipe), at the "
-        "training resolution and zero-shot at finer ones (the test trajectories solved again on that grid):",
+        f"The training run's held-out test split ({held_out}), at the training resolution{zero_shot}:",
         "",
         "| resolution | rel L2 | rel H1 | rel H^-1 | samples |",
         "|---|---|---|---|---|",
@@ -97,9 +102,15 @@ def render_card(config: dict[str, Any], *, front_matter: bool = False, repo_id: 
         "",
         *_training_lines(config.get("training", {})),
         "",
-        *_test_metric_lines(config["name"] if repo_id is None else f"hf://{repo_id}", config.get("metrics")),
+        *_test_metric_lines(
+            config["name"] if repo_id is None else f"hf://{repo_id}",
+            config.get("metrics"),
+            "recipe_file" in config.get("dataset", {}),
+        ),
         *_run_test_lines(
-            config.get("training", {}).get("run_test", {}), len(config["context"]["grid_shape"])
+            config.get("training", {}).get("run_test", {}),
+            len(config["context"]["grid_shape"]),
+            "recipe" in config.get("dataset", {}),
         ),
         "",
         *(LIMITS if "recipe" in config.get("dataset", {}) else OTHER_DATA_LIMITS),
@@ -141,10 +152,27 @@ def _model_lines(config: dict[str, Any]) -> list[str]:
         f"{_fmt((weights.get('bytes') or 0) / 2**20, 3)} MiB, SHA-256 `{weights.get('sha256', '-')}`",
         *_half_precision_lines(config),
         f"- task: {_task_line(config)}",
-        "- inputs and outputs are physical; the normalization (per-field mean and std of the training "
-        "trajectories) is part of the model",
+        _normalization_line(config.get("normalization", {})),
         _export_line(config),
     ]
+
+
+def _normalization_line(stats: dict[str, Any]) -> str:
+    """Whether the model normalizes its inputs and outputs (identity statistics: it does not)."""
+
+    def flat(values: Any) -> list[float]:
+        if isinstance(values, list):
+            return [v for item in values for v in flat(item)]
+        return [float(values)]
+
+    means = flat([stats.get("x_mean", 0.0), stats.get("y_mean", 0.0)])
+    stds = flat([stats.get("x_std", 1.0), stats.get("y_std", 1.0)])
+    if all(m == 0.0 for m in means) and all(s == 1.0 for s in stds):
+        return "- inputs and outputs are physical; the model applies no normalization"
+    return (
+        "- inputs and outputs are physical; the normalization (per-field mean and std of the training "
+        "trajectories) is part of the model"
+    )
 
 
 def _half_precision_lines(config: dict[str, Any]) -> list[str]:
@@ -207,11 +235,24 @@ def _training_lines(training: dict[str, Any]) -> list[str]:
         f"{env.get('device', '?')} ({env.get('threads', '?')} threads, torch {env.get('torch', '?')}, "
         f"{env.get('date', '?')})",
         f"- best validation rel L2: {_fmt(training.get('best_valid_l2'))}",
+        *(
+            [
+                "- loss: the family's own training loss (its `training_loss`), not the rel L2 against the "
+                "paired target that the figures on this card measure"
+            ]
+            if training.get("loss") == "model-defined"
+            else []
+        ),
     ]
 
 
-def _test_metric_lines(name: str, metrics: dict[str, Any] | None) -> list[str]:
+def _test_metric_lines(name: str, metrics: dict[str, Any] | None, other_recipe: bool = False) -> list[str]:
     """The errors on fresh test trajectories (and the rollout curve) with the command reproducing them."""
+    if not metrics and other_recipe:
+        return [
+            "## Test metrics",
+            "None regenerated (the data recipe is not a flow recipe: the card evaluates no fresh test set).",
+        ]
     if not metrics:
         return ["## Test metrics", "None recorded (the model was not trained on a recipe)."]
     lines = [

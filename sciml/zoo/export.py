@@ -19,6 +19,7 @@ from sciml.assets import resolve_config
 from sciml.config import to_dict
 from sciml.datasets.recipes import Recipe, load_recipe
 from sciml.errors import ConfigError
+from sciml.models.registry import model_defined_loss
 from sciml.training.config import RunConfig, load_config
 from sciml.zoo.card import render_card
 from sciml.zoo.evaluation import as_tensor_stats, evaluate_pretrained
@@ -114,6 +115,7 @@ def pretrained_from_run(
             "checkpoint": path.name,
             "checkpoint_epoch": len(history),
             "best_valid_l2": min((h["valid_l2"] for h in history if "valid_l2" in h), default=None),
+            "loss": "model-defined" if model_defined_loss(normalized) is not None else config.train.loss,
             "train_seconds": float(report.get("train_seconds", state.get("train_seconds", 0.0))),
             "train_samples_per_second": report.get("train_samples_per_second"),
             "environment": report.get("environment", {}),

@@ -41,3 +41,18 @@ def test_card_export_line_agrees_with_the_real_model(config_file):
     assert len(export_lines) == 1
     assert export_lines[0].endswith("or `--format onnx`") is onnx
     assert ("not to ONNX" in export_lines[0]) is not onnx
+
+
+def test_card_of_a_model_on_a_non_flow_recipe_says_what_its_numbers_are():
+    """DCDM's card: no normalization, its own loss, a held-out split of samples (not trajectories)."""
+    config = json.loads((Path(__file__).parents[2] / "models" / "dcdm_poisson64" / "config.json").read_text())
+    card = render_card(config)
+    assert "- inputs and outputs are physical; the model applies no normalization" in card
+    assert "- loss: the family's own training loss" in card
+    assert "None regenerated (the data recipe is not a flow recipe" in card
+    assert "held-out test split (the last samples of its data), at the training resolution:" in card
+    config["normalization"]["y_std"] = [2.0]
+    del config["training"]["loss"]
+    card = render_card(config)
+    assert "the normalization (per-field mean and std of the training trajectories) is part" in card
+    assert "- loss:" not in card
