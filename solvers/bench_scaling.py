@@ -11,7 +11,7 @@ On the CPU every process gets ``--threads`` torch threads (default 1), so 2 proc
 mode also runs one process with 2 threads (intra-op parallelism on the same cores) as the alternative to
 compare with. When more than one GPU is visible, the same series runs on the GPUs (1, 2, 4, ... processes).
 Repeats of each setting are interleaved. Full mode trains ``configs/fno_window_ns.yaml`` (FNO, 5 frames in,
-1 out, ns_quick data) for 5 epochs; ``--quick`` a tiny FNO on a tiny generated dataset for 3 epochs.
+1 out, ns_quick data) for 5 epochs; ``--quick`` a tiny FNO on a tiny generated dataset for 2 epochs.
 Run ``python solvers/bench_scaling.py`` (``--quick`` for the test suite); writes JSON and a PNG;
 ``markdown(record)`` renders the record for BENCHMARKS.md.
 """
@@ -78,7 +78,7 @@ def tiny_config(folder: Path) -> Path:
         },
         "model": {"name": "fno", "modes": 8, "width": 16, "n_layers": 2},
         "optim": {"lr": 1e-3},
-        "train": {"epochs": 3, "progress": False},
+        "train": {"epochs": 2, "progress": False},
         "eval": {"plots": False, "rollout_steps": 0},
     }
     path = folder / "scaling_tiny.yaml"
@@ -235,7 +235,7 @@ def markdown(record: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> dict:
     """Run the scaling series, log them, write JSON and PNG; returns the record."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="tiny data and model, 3 epochs (under a minute)")
+    parser.add_argument("--quick", action="store_true", help="tiny data and model, 2 epochs (under a minute)")
     parser.add_argument("--config", default="configs/fno_window_ns.yaml", help="run config (full mode)")
     parser.add_argument("--epochs", type=int, default=5, help="epochs per run (full mode)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per CPU process")

@@ -14,8 +14,8 @@ models timed round-robin in the same rounds, median). It then checks the issue's
   10 steps; the verdict uses the rollout error averaged over the 10 predicted frames, the papers' measure).
 
 ``python solvers/bench_zoo_families.py`` writes ``solvers/results/zoo_families.json`` and a PNG;
-``--quick`` uses 2 test trajectories and 3 timing rounds (a smoke test: compares nothing new) and writes
-into ``solvers/results/quick/``.
+``--quick`` uses 1 test trajectory, batches of 2 and 2 timing rounds (a smoke test: compares nothing new)
+and writes into ``solvers/results/quick/``.
 """
 
 from __future__ import annotations
@@ -233,7 +233,7 @@ def markdown(record: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> dict:
     """Measure and tabulate every zoo entry; returns the record."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="2 test trajectories, 3 timing rounds")
+    parser.add_argument("--quick", action="store_true", help="1 test trajectory, batch 2, 2 timing rounds")
     parser.add_argument("--names", nargs="*", help="zoo entries (default: all with test metrics)")
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--out", help="folder of the JSON and PNG (default solvers/results[/quick])")
@@ -242,8 +242,8 @@ def main(argv: list[str] | None = None) -> dict:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     names = args.names or [e.name for e in sciml.zoo.list() if e.has_test_metrics]
     models = {name: sciml.zoo.load(name) for name in names}
-    n_traj, rounds = (2, 3) if args.quick else (20, args.rounds)
-    inputs = {name: _inputs(model, n_traj, 8) for name, model in models.items()}
+    n_traj, batch, rounds = (1, 2, 2) if args.quick else (20, 8, args.rounds)
+    inputs = {name: _inputs(model, n_traj, batch) for name, model in models.items()}
     times = inference_ms(models, inputs, rounds)
     rows = [row_of(name, models[name], times[name]) for name in names]
     record = {
