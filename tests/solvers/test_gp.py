@@ -158,7 +158,7 @@ def _poisson_1d():
 def poisson_fit():
     problem, exact = _poisson_1d()
     solver = GPSolver(problem, 30, kernel="stm", freq_scale=2.0, jitter=1e-9, residual_on_boundary=True)
-    solution = solver.fit(300, lbfgs_iterations=600, log_every=100, progress=False, method="adam")
+    solution = solver.fit(100, lbfgs_iterations=300, log_every=50, progress=False, method="adam")
     return solver, solution, exact
 
 
@@ -202,7 +202,7 @@ def test_allen_cahn_1d_converges():
 
     problem = PDEProblem(box=[(0.0, PI)], residual=residual, boundary=exact)
     solver = GPSolver(problem, 30, kernel="gm", freq_scale=2.0, jitter=1e-9, residual_on_boundary=True)
-    solution = solver.fit(300, lbfgs_iterations=600, progress=False, method="adam")
+    solution = solver.fit(100, lbfgs_iterations=300, progress=False, method="adam")
     x = torch.linspace(0.0, PI, 1001, dtype=F64)[:, None]
     err = torch.linalg.vector_norm(solution(x) - exact(x)) / torch.linalg.vector_norm(exact(x))
     assert float(err) <= 1e-5
@@ -224,7 +224,7 @@ def test_poisson_2d_solution_and_mixed_derivative():
         jitter=1e-9,
         residual_on_boundary=True,
     )
-    solution = solver.fit(200, lbfgs_iterations=300, progress=False, method="adam")
+    solution = solver.fit(100, lbfgs_iterations=200, progress=False, method="adam")
     g = torch.linspace(0.0, 1.0, 41, dtype=F64)
     mesh = torch.stack(torch.meshgrid(g, g, indexing="ij"), -1)
     u_ex = exact(mesh)
