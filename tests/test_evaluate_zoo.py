@@ -92,3 +92,23 @@ def test_the_cli_table_and_verdict_agree_for_a_shipped_model(capsys):
         assert want == pytest.approx(np.mean(card["per_trajectory"][name][:2]), rel=1e-4)  # the same 2
         assert abs(got - want) <= 0.02 * want  # the verdict below claims it
     assert "card metrics reproduced within 2% on the first 2 of the card's" in out
+
+
+def test_a_model_without_a_regenerable_test_set_is_one_clear_error(caplog):
+    """DCDM's entry (a poisson_ritz recipe): a message naming the model and its data, no traceback."""
+    assert evaluate_main(["zoo:dcdm_poisson64"]) != 0
+    message = "dcdm_poisson64: no test set can be regenerated (trained on datasets/poisson_ritz64.yaml"
+    assert message in caplog.text
+
+
+def test_the_zoo_list_aligns_its_columns(capsys):
+    from sciml.zoo.__main__ import main as zoo_main
+
+    assert zoo_main(["list"]) == 0
+    header, *rows = capsys.readouterr().out.splitlines()[1:]
+    entries = sciml.zoo.list()
+    assert len(rows) == len(entries)
+    column = max(len(e.name) for e in entries) + 1  # the family column follows the longest name
+    assert header[column:].startswith("family")
+    for row, entry in zip(rows, entries, strict=True):
+        assert row.startswith(entry.name) and row[column:].startswith(entry.family), row

@@ -65,9 +65,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.action == "list":
             print(f"zoo: {zoo_root()}")
-            print(f"{'name':<22} {'family':<9} {'params':>9} {'MiB':>7} {'test L2':>8}  description")
-            for entry in list_models():
-                print(entry.row())
+            entries = list_models()
+            width = max([len(e.name) for e in entries] + [4])
+            family = max([len(e.family) for e in entries] + [6])
+            columns = f"{'params':>10} {'MiB':>7} {'test L2':>8}  description"
+            print(f"{'name':<{width}} {'family':<{family}} {columns}")
+            for entry in entries:
+                print(entry.row(width, family))
         elif args.action == "export" and args.format is not None:
             from sciml.zoo.onnx_export import export_zoo_model
 

@@ -20,6 +20,7 @@ from torch.utils.data import Dataset
 import sciml.datasets as sd
 from sciml.datasets.generate import default_output_path, generate
 from sciml.datasets.recipes import Recipe
+from sciml.errors import ConfigError
 from sciml.training.config import DataConfig
 from sciml.training.data import channel_indices, trajectory_samples
 from sciml.training.report import evaluate_errors, evaluate_rollouts
@@ -32,8 +33,15 @@ TASK_KEYS = ("mode", "fields", "input_time", "output_time", "t_in", "t_out", "st
 
 def test_recipe(config: dict[str, Any], n_trajectories: int | None = None) -> Recipe:
     """The model's dataset recipe with the card's test seed and number of test trajectories."""
-    evaluation = config.get("evaluation", {})
-    mapping = dict(config["dataset"]["recipe"])
+    evaluation, dataset = config.get("evaluation", {}), config.get("dataset", {})
+    if "recipe" not in dataset:  # a file, or a recipe of another kind (e.g. DCDM's poisson_ritz)
+        source = dataset.get("recipe_file") or dataset.get("path") or "an unknown file"
+        raise ConfigError(
+            f"{config.get('name', 'this model')}: no test set can be regenerated (trained on {source}, not a "
+            "flow recipe); its card records the training run's held-out split instead: evaluate the run "
+            "folder that trained it (python -m sciml.evaluate RUN_DIR)"
+        )
+    mapping = dict(dataset["recipe"])
     mapping["seed"] = int(evaluation["seed"])
     mapping["n_trajectories"] = int(n_trajectories or evaluation["n_trajectories"])
     mapping["batch_size"] = min(int(mapping.get("batch_size", 16)), mapping["n_trajectories"])

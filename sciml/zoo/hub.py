@@ -64,11 +64,11 @@ class ZooEntry:
         none)."""
         return self.test_l2 is not None
 
-    def row(self) -> str:
-        """The entry as one line of the ``python -m sciml.zoo list`` table."""
+    def row(self, name_width: int = 22, family_width: int = 11) -> str:
+        """The entry as one line of the ``python -m sciml.zoo list`` table (columns of the given widths)."""
         l2 = f"{self.test_l2:.4f}" if self.test_l2 is not None else "-"
-        size = f"{self.params:>9,d} {self.megabytes:>7.2f}"
-        return f"{self.name:<22} {self.family:<9} {size} {l2:>8}  {self.description}"
+        size = f"{self.params:>10,d} {self.megabytes:>7.2f}"
+        return f"{self.name:<{name_width}} {self.family:<{family_width}} {size} {l2:>8}  {self.description}"
 
 
 def list_models(root: Path | None = None) -> list[ZooEntry]:
