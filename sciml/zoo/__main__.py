@@ -1,4 +1,5 @@
-"""``python -m sciml.zoo list | build CONFIG ... | export RUN_DIR NAME | verify [NAME ...]``.
+"""``python -m sciml.zoo list | build CONFIG ... | export RUN_DIR NAME | convert NAME ... --weights-dtype
+float16 | verify [NAME ...]``.
 
 ``export NAME --format onnx|exported-program [--out PATH] [--resolution N]`` exports a zoo model to a file
 instead (see :mod:`sciml.zoo.onnx_export`): with ``--format`` the one positional is the zoo name.
@@ -56,6 +57,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     build.add_argument("--out", help="folder of models (default: the zoo)")
     build.add_argument("--n-test", type=int, default=20, help="fresh test trajectories for the card")
+    convert = sub.add_parser(
+        "convert",
+        help="store zoo entries again with their real weights in half precision, the error change measured",
+    )
+    convert.add_argument("names", nargs="+", help="zoo names")
+    convert.add_argument("--weights-dtype", required=True, choices=["float16", "bfloat16"])
     verify = sub.add_parser(
         "verify", help="check zoo entries' config and weights against the manifest and load them"
     )
@@ -100,6 +107,11 @@ def main(argv: list[str] | None = None) -> int:
                 command=args.train_command,
             )
             print(folder)
+        elif args.action == "convert":
+            from sciml.zoo.export import convert_entry
+
+            for name in args.names:
+                print(convert_entry(name, args.weights_dtype))
         elif args.action == "build":
             from sciml.zoo.export import build_entry
 

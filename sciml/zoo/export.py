@@ -158,6 +158,20 @@ def export_run(
         old_command = old_training.get("command") if isinstance(old_training, dict) else None
         if isinstance(old_command, str):
             model.config["training"]["command"] = old_command
+    folder = store_in_zoo(model, root, name, weights_dtype, progress)
+    logger.info("exported %s to %s", run_dir, folder)
+    return folder
+
+
+def store_in_zoo(
+    model: PretrainedOperator, root: Path, name: str, weights_dtype: str = "float32", progress: bool = True
+) -> Path:
+    """Evaluate ``model`` on its fresh test set, store it as ``root/name`` in ``weights_dtype``, register it.
+
+    With a half-precision ``weights_dtype`` the test errors are measured twice on the same trajectories:
+    with the float32 weights, then rounded as they will be stored; the card's metrics are those of the
+    rounded model (what a user loads) and ``half_precision`` in ``config.json`` records both means.
+    """
     recipe = "recipe" in model.config["dataset"]
     # the float32 weights' error, measured before rounding, when the stored weights will be rounded
     full = evaluate_pretrained(model, progress=progress) if recipe and weights_dtype != "float32" else None
@@ -165,9 +179,7 @@ def export_run(
     if recipe:
         model.config["metrics"] = evaluate_pretrained(model, progress=progress)
     else:
-        logger.warning(
-            "%s: trained on a file, not a recipe; the card has no regenerated test metrics", run_dir
-        )
+        logger.warning("%s: not trained on a flow recipe; the card has no regenerated test metrics", name)
     if full is not None:
         model.config["half_precision"] = {
             "dtype": weights_dtype,
@@ -176,7 +188,33 @@ def export_run(
         }
     folder = model.save_pretrained(root / name, card=render_card, weights_dtype=weights_dtype)
     register(folder, root)
-    logger.info("exported %s to %s", run_dir, folder)
+    return folder
+
+
+def convert_entry(name: str, weights_dtype: str, progress: bool = True) -> Path:
+    """Store the zoo entry ``name`` again with its real weights in ``weights_dtype`` (e.g. ``float16``).
+
+    The entry is loaded from the zoo (verified against its manifest; ``$SCIML_ZOO`` or ``models/``),
+    evaluated on its card's test trajectories with the weights it has and rounded to ``weights_dtype``
+    (:func:`store_in_zoo`), and replaced in place (atomically) with a card that states both errors. Only
+    entries stored in float32 and with a regenerable test set can be converted, so the change of error is
+    always measured.
+    """
+    from sciml.zoo import load
+
+    storage_dtype(weights_dtype)  # a bad name fails before any work
+    model = load(name)
+    if "recipe" not in model.config["dataset"]:
+        raise ConfigError(
+            f"zoo convert {name}: no regenerable test set, so the error change cannot be measured"
+        )
+    stored = model.config.get("weights", {}).get("dtype", "float32")
+    if stored != "float32":
+        raise ConfigError(
+            f"zoo convert {name}: its weights are stored in {stored} already (expected float32)"
+        )
+    folder = store_in_zoo(model, zoo_root(), name, weights_dtype, progress)
+    logger.info("stored %s in %s: %s", name, weights_dtype, folder)
     return folder
 
 

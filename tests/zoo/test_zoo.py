@@ -167,6 +167,37 @@ def test_card_metrics_reproduce_and_a_wrong_card_is_caught(zoo, capsys):
     assert len(measured["rollout_l2"]) == 3
 
 
+def test_convert_stores_an_entry_in_half_precision_with_the_error_change_measured(zoo, capsys):
+    import shutil
+
+    from safetensors.torch import load_file
+
+    from sciml.zoo.__main__ import main as zoo_main
+    from sciml.zoo.export import convert_entry
+    from sciml.zoo.hub import register
+
+    original = zoo / "zoo" / "tiny_fno"
+    shutil.copytree(original, zoo / "zoo" / "tiny_half")
+    register(zoo / "zoo" / "tiny_half", zoo / "zoo")
+    before = read_json(original / "config.json")["metrics"]
+    assert zoo_main(["convert", "tiny_half", "--weights-dtype", "float16"]) == 0
+    config = read_json(zoo / "zoo" / "tiny_half" / "config.json")
+    assert config["weights"]["dtype"] == "float16"
+    # the float32 error is measured again on the card's trajectories: the number the float32 card holds
+    assert config["half_precision"]["rel_l2_float32"] == pytest.approx(before["l2"]["mean"], rel=1e-6)
+    assert config["half_precision"]["rel_l2_stored"] == config["metrics"]["l2"]["mean"]
+    tensors = load_file(zoo / "zoo" / "tiny_half" / "model.safetensors")
+    kinds = {t.dtype for t in tensors.values() if t.is_floating_point() or t.is_complex()}
+    assert torch.float16 in kinds and torch.float32 not in kinds
+    assert "- weights stored in float16" in (zoo / "zoo" / "tiny_half" / "README.md").read_text()
+    assert evaluate_main(["zoo:tiny_half"]) == 0  # the card states what the stored weights give
+    assert "reproduced" in capsys.readouterr().out
+    with pytest.raises(ConfigError, match="stored in float16 already"):
+        convert_entry("tiny_half", "float16", progress=False)
+    with pytest.raises(ConfigError, match="weights_dtype"):
+        convert_entry("tiny_half", "int8", progress=False)
+
+
 SHIPPED = sorted(read_manifest(ROOT / "models")["models"])
 
 
