@@ -1,5 +1,5 @@
 """``python -m sciml.zoo list | build CONFIG ... | export RUN_DIR NAME | convert NAME ... --weights-dtype
-float16 | verify [NAME ...]``.
+float16 | verify [NAME ...] [--reproduce N]``.
 
 ``export NAME --format onnx|exported-program [--out PATH] [--resolution N]`` exports a zoo model to a file
 instead (see :mod:`sciml.zoo.onnx_export`): with ``--format`` the one positional is the zoo name.
@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from typing import Any
 
 from sciml.cli import program
 from sciml.errors import SciMLError
@@ -67,6 +68,12 @@ def main(argv: list[str] | None = None) -> int:
         "verify", help="check zoo entries' config and weights against the manifest and load them"
     )
     verify.add_argument("names", nargs="*", help="zoo names (default: every entry of the manifest)")
+    verify.add_argument(
+        "--reproduce",
+        type=int,
+        metavar="N",
+        help="also regenerate the first N test trajectories of each card and check its numbers within 2%%",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -120,13 +127,35 @@ def main(argv: list[str] | None = None) -> int:
         else:
             from sciml.zoo.pretrained import PretrainedOperator
 
+            if args.reproduce is not None and args.reproduce < 1:
+                parser.error(f"--reproduce {args.reproduce}: expected a positive number of test trajectories")
+            misses = 0
             for name in args.names or sorted(read_manifest()["models"]):
-                PretrainedOperator.from_pretrained(name)
+                model = PretrainedOperator.from_pretrained(name)
                 print(f"{name}: ok (verified against {zoo_root() / 'manifest.json'})")
+                if args.reproduce is not None and model.metrics:
+                    misses += _reproduce_card(model, args.reproduce)
+            if misses:
+                raise SciMLError(
+                    f"zoo verify --reproduce: {misses} card value(s) not reproduced (listed above)"
+                )
     except SciMLError as err:
         logger.error("%s", err)
         return 2
     return 0
+
+
+def _reproduce_card(model: Any, n_trajectories: int) -> int:
+    """Regenerate the first test trajectories of a model's card and compare; prints and counts the misses."""
+    from sciml.zoo.evaluation import compare_with_card, evaluate_pretrained
+
+    measured = evaluate_pretrained(model, n_trajectories=n_trajectories, progress=False)
+    misses = compare_with_card(measured, model.metrics)
+    for line in misses:
+        print(f"{model.name}: {line}")
+    if not misses:
+        print(f"{model.name}: card reproduced on its first {n_trajectories} test trajectories (within 2%)")
+    return len(misses)
 
 
 if __name__ == "__main__":
