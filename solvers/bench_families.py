@@ -4,8 +4,9 @@ For each config (default: every ``configs/*_ns.yaml`` plus the quickstart FNO) t
 with the given number of epochs, then reads its report and times inference, and prints and writes
 (``solvers/results/families.json``): relative L2, H1 and H^-1 test errors at the training resolution and
 zero-shot at the others of the report, parameters (real numbers), train ms per sample, inference ms per
-sample. ``--quick`` trains 2 epochs of ``configs/deeponet_ns.yaml`` unless ``--configs`` says otherwise (a
-smoke test of the whole pipeline, not a comparison). ``markdown(record)`` renders the record for
+sample. ``--quick`` trains 2 epochs of ``configs/deeponet_ns.yaml`` unless ``--configs`` says otherwise, on a
+smoke-size version of each config's recipe (8 trajectories, 32^2 solve stored at 16^2, t = 1; zero-shot at
+32^2): a test of the whole pipeline, not a comparison. ``markdown(record)`` renders the record for
 BENCHMARKS.md.
 """
 
@@ -41,6 +42,30 @@ QUICK_CONFIGS = ["configs/deeponet_ns.yaml"]
 
 
 @torch.no_grad()
+def smoke_data(config_path: str, folder: Path) -> list[str]:
+    """Overrides that train ``config_path`` on a smoke-size version of its flow recipe, written to ``folder``
+    (8 trajectories, 32^2 solve stored at 16^2, up to t = 1; zero-shot at 32^2); none for other data."""
+    import dataclasses
+
+    from sciml.datasets.recipes import Recipe, load_recipe
+
+    data = load_config(ROOT / config_path).data
+    recipe = load_recipe(ROOT / data.recipe) if data.recipe is not None else None
+    if not isinstance(recipe, Recipe):
+        return []
+    smoke = dataclasses.replace(
+        recipe,
+        name=f"{recipe.name}_smoke",
+        n_trajectories=8,
+        batch_size=8,
+        solver=dataclasses.replace(recipe.solver, resolution=32, dt=min(recipe.solver.dt, 0.01)),
+        output=dataclasses.replace(recipe.output, resolution=16, t_final=1.0, record_every=0.5),
+    )
+    path = folder / f"{smoke.name}.yaml"
+    path.write_text(smoke.to_yaml())
+    return [f"data.recipe={path}", "eval.resolutions=[32]"]
+
+
 def inference_ms_per_sample(run_dir: Path, config_path: str, overrides: list[str], repeats: int = 5) -> float:
     """Median forward time per test sample of a trained run (batch of the test split, CPU threads as set)."""
     config = load_config(ROOT / config_path, overrides)
@@ -100,7 +125,7 @@ def main(argv: list[str] | None = None) -> dict:
         for config_path in args.configs:
             overrides = [f"train.epochs={epochs}", "train.progress=false"]
             if args.quick:
-                overrides.append("eval.plots=false")
+                overrides += ["eval.plots=false", *smoke_data(config_path, Path(tmp))]
             config = load_config(ROOT / config_path, overrides)
             run_dir = Path(tmp) / config.name
             run(config, run_dir=run_dir, base_dir=ROOT)
