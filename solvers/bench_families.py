@@ -41,7 +41,6 @@ DEFAULT_CONFIGS = [
 QUICK_CONFIGS = ["configs/deeponet_ns.yaml"]
 
 
-@torch.no_grad()
 def smoke_data(config_path: str, folder: Path) -> list[str]:
     """Overrides that train ``config_path`` on a smoke-size version of its flow recipe, written to ``folder``
     (8 trajectories, 32^2 solve stored at 16^2, up to t = 1; zero-shot at 32^2); none for other data."""
@@ -66,6 +65,7 @@ def smoke_data(config_path: str, folder: Path) -> list[str]:
     return [f"data.recipe={path}", "eval.resolutions=[32]"]
 
 
+@torch.no_grad()
 def inference_ms_per_sample(run_dir: Path, config_path: str, overrides: list[str], repeats: int = 5) -> float:
     """Median forward time per test sample of a trained run (batch of the test split, CPU threads as set)."""
     config = load_config(ROOT / config_path, overrides)

@@ -93,6 +93,8 @@ def render_card(config: dict[str, Any], *, front_matter: bool = False, repo_id: 
     ``front_matter=True`` starts it with the Hugging Face Hub's YAML metadata (:func:`hub_metadata`);
     ``repo_id`` (``"org/name"``) makes its usage example load the model from that Hub repository.
     """
+    dataset = config.get("dataset", {})
+    flow_recipe = "recipe" in dataset  # a Navier-Stokes recipe (its test set can be regenerated)
     lines = [
         *_usage_lines(config, repo_id),
         "",
@@ -105,15 +107,13 @@ def render_card(config: dict[str, Any], *, front_matter: bool = False, repo_id: 
         *_test_metric_lines(
             config["name"] if repo_id is None else f"hf://{repo_id}",
             config.get("metrics"),
-            "recipe_file" in config.get("dataset", {}),
+            other_recipe=not flow_recipe and "recipe_file" in dataset,
         ),
         *_run_test_lines(
-            config.get("training", {}).get("run_test", {}),
-            len(config["context"]["grid_shape"]),
-            "recipe" in config.get("dataset", {}),
+            config.get("training", {}).get("run_test", {}), len(config["context"]["grid_shape"]), flow_recipe
         ),
         "",
-        *(LIMITS if "recipe" in config.get("dataset", {}) else OTHER_DATA_LIMITS),
+        *(LIMITS if flow_recipe else OTHER_DATA_LIMITS),
         "",
     ]
     card = "\n".join(lines)
