@@ -60,6 +60,21 @@ def test_scaled_overrides_are_equal_for_both_sides_and_keep_the_schedule_shape(t
     assert "model.patch_size=2" in by_side["LSM"] and not any("patch" in o for o in by_side["FNO"])
 
 
+def test_width_factor_option_scales_every_side_alike_and_says_so(tmp_path):
+    from sciml.reproduce.runner import with_width_factor
+
+    paper = PAPERS["lsm"]
+    scale = paper.scales["cpu"]
+    assert with_width_factor(scale, None) is scale and with_width_factor(scale, scale.width_factor) is scale
+    quarter = with_width_factor(scale, 0.25)
+    assert quarter.width_factor == 0.25 and quarter.note.startswith(scale.note)
+    assert "--width-factor 0.25" in quarter.note
+    by_side = {side.label: side_overrides(side, quarter, 0, tmp_path / "r.yaml") for side in paper.sides}
+    assert "model.width=16" in by_side["LSM"] and "model.width=5" in by_side["FNO"]  # 64 and 20 x 0.25
+    with pytest.raises(ConfigError, match="width factor"):
+        with_width_factor(scale, -1.0)
+
+
 def test_every_scale_only_changes_what_the_issue_allows():
     allowed_common = (
         "data.train=",

@@ -6,6 +6,7 @@ Trains the paper's comparison at the scale, then writes the record (``--out``, d
 ``--fresh`` removes the work folder first; ``--quick`` is ``--scale smoke``; ``--zoo [FOLDER]`` exports the
 first seed of every side to the zoo (or to FOLDER) as ``<paper>_<side>_<scale>`` (``--zoo-sides`` picks
 sides, ``--zoo-dtype float16`` halves the files of real weights; the card gives the error change).
+``--width-factor F`` multiplies every side's widths by F instead of the scale's factor (its own ``--work``).
 ``python -m sciml.reproduce list`` names the papers. Runs of one side live in ``WORK/<side>/seed<k>/`` (spaces
 in a side's name become underscores).
 """
@@ -57,6 +58,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--zoo-sides", help="comma-separated side labels to export (default every side), e.g. 'LSM'"
     )
+    parser.add_argument(
+        "--width-factor",
+        type=float,
+        help="every side's widths x this instead of the scale's factor (1: the papers' widths)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stdout)
     if args.quick:
@@ -85,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             zoo,
             zoo_dtype=args.zoo_dtype,
             zoo_sides=[s.strip() for s in args.zoo_sides.split(",")] if args.zoo_sides else None,
+            width_factor=args.width_factor,
         )
     except SciMLError as err:
         logger.error("%s", err)

@@ -10,6 +10,7 @@ row beside ours) and a PNG of the learning curves of every seed.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -217,6 +218,7 @@ def reproduce(
     zoo_test_trajectories: int = 20,
     zoo_dtype: str = "float32",
     zoo_sides: Sequence[str] | None = None,
+    width_factor: float | None = None,
 ) -> dict[str, Any]:
     """Train and measure ``paper``'s comparison at ``scale_name``; write the record, table and PNG.
 
@@ -224,7 +226,9 @@ def reproduce(
     table and the figure go beside it with the suffixes ``.md`` and ``.png``). ``seeds`` takes the first
     that many of the scale's seeds. With ``zoo`` (a zoo folder), the first seed's run of every side is
     exported there as ``<paper>_<side>_<scale>`` (:func:`export_to_zoo`; only the sides named in
-    ``zoo_sides`` when given, with the real weights stored in ``zoo_dtype``). Returns the record.
+    ``zoo_sides`` when given, with the real weights stored in ``zoo_dtype``). ``width_factor`` replaces the
+    scale's factor on every side's widths (1: the papers' widths), equally for all sides, and is named in the
+    table's scale note; keep such runs in their own ``work`` folder. Returns the record.
     """
     if zoo_sides is not None:
         labels = [side.label for side in paper.sides]
@@ -235,7 +239,7 @@ def reproduce(
         raise ConfigError(
             f"reproduce {paper.name}: unknown scale {scale_name!r}; known: {list(paper.scales)}"
         )
-    scale = paper.scales[scale_name]
+    scale = with_width_factor(paper.scales[scale_name], width_factor)
     chosen = scale.seeds[:seeds] if seeds else scale.seeds
     work.mkdir(parents=True, exist_ok=True)
     recipe = scaled_recipe(paper, scale, work)
@@ -286,6 +290,7 @@ def reproduce(
         "title": paper.title,
         "scale": scale.name,
         "scale_note": scale.note,
+        "width_factor": scale.width_factor,
         "paper_budget": paper.paper_budget,
         "seeds": list(chosen),
         "recipe": _relative(recipe),
@@ -321,6 +326,20 @@ def reproduce(
     plot_curves(record, out.with_suffix(".png"))
     logger.info("%s %s: %.1f min, record %s", paper.name, scale.name, record["minutes"], out)
     return record
+
+
+def with_width_factor(scale: Scale, factor: float | None) -> Scale:
+    """``scale`` with every side's widths multiplied by ``factor`` instead of the scale's own factor (``None``
+    or the same factor: unchanged); its note says so."""
+    if factor is None or factor == scale.width_factor:
+        return scale
+    if not (math.isfinite(factor) and factor > 0):
+        raise ConfigError(f"width factor: {factor!r} is not a positive number")
+    note = (
+        f"{scale.note} Widths x{factor:g} of the papers' for every side (--width-factor {factor:g}; the "
+        f"scale's own factor is {scale.width_factor:g})."
+    )
+    return dataclasses.replace(scale, width_factor=factor, note=note.strip())
 
 
 def zoo_name(paper: Paper, side: Side, scale: Scale) -> str:

@@ -180,10 +180,15 @@ def _half_precision_lines(config: dict[str, Any]) -> list[str]:
     half = config.get("half_precision")
     if not half:
         return []
+    stored = {
+        True: f" (complex ones as {half['dtype']} real and imaginary parts)",
+        False: "",
+        None: " (real tensors; complex ones stay complex64)",  # stored before complex ones were rounded
+    }[half.get("complex_as_real")]
     return [
-        f"- weights stored in {half['dtype']} (real tensors; complex ones stay complex64) to keep the zoo "
-        f"small: test rel L2 {_fmt(half['rel_l2_stored'])} as stored, {_fmt(half['rel_l2_float32'])} with "
-        "the float32 weights (same test trajectories)"
+        f"- weights stored in {half['dtype']}{stored} to keep the zoo small: test rel L2 "
+        f"{_fmt(half['rel_l2_stored'])} as stored, {_fmt(half['rel_l2_float32'])} with the float32 weights "
+        "(same test trajectories)"
     ]
 
 

@@ -25,7 +25,8 @@ from sciml.zoo.card import render_card
 from sciml.zoo.evaluation import as_tensor_stats, evaluate_pretrained
 from sciml.zoo.files import FORMAT_VERSION, read_json
 from sciml.zoo.hub import register, zoo_root
-from sciml.zoo.pretrained import PretrainedOperator, round_weights, storage_dtype
+from sciml.zoo.pretrained import PretrainedOperator
+from sciml.zoo.weights import round_weights, storage_dtype
 
 logger = logging.getLogger(__name__)
 
@@ -185,6 +186,9 @@ def store_in_zoo(
             "dtype": weights_dtype,
             "rel_l2_float32": full["l2"]["mean"],
             "rel_l2_stored": model.config["metrics"]["l2"]["mean"],
+            "complex_as_real": any(
+                torch.is_tensor(t) and t.is_complex() for t in model.operator.model.state_dict().values()
+            ),
         }
     folder = model.save_pretrained(root / name, card=render_card, weights_dtype=weights_dtype)
     register(folder, root)

@@ -22,8 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 from torch import nn
 
 import sciml
@@ -44,6 +42,7 @@ from sciml.zoo.files import (
     weights_file,
     write_json_atomic,
 )
+from sciml.zoo.weights import read_weights, storage_dtype, write_weights
 
 logger = logging.getLogger(__name__)
 
@@ -65,37 +64,6 @@ def _context(config: dict[str, Any], path: Path) -> ModelContext:
         )
     except (KeyError, TypeError, ValueError) as err:
         raise DataFormatError(path, f"malformed model context ({err})", key="context") from None
-
-
-STORAGE_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-"""``weights_dtype`` of :meth:`PretrainedOperator.save_pretrained` -> the storage dtype of real tensors."""
-
-
-def storage_dtype(name: str) -> torch.dtype:
-    """The torch dtype of a ``weights_dtype`` name, or a :class:`ConfigError` naming the choices."""
-    if name not in STORAGE_DTYPES:
-        raise ConfigError(f"weights_dtype: {name!r} is not one of {', '.join(STORAGE_DTYPES)}")
-    return STORAGE_DTYPES[name]
-
-
-def _stored(tensor: torch.Tensor, storage: torch.dtype) -> torch.Tensor:
-    """``tensor`` as written to the weights file: real floating-point tensors in ``storage``."""
-    if tensor.is_floating_point() and tensor.dtype != storage:
-        return tensor.to(storage)
-    return tensor
-
-
-def round_weights(model: nn.Module, weights_dtype: str) -> None:
-    """Round ``model``'s real floating-point parameters and buffers in place through ``weights_dtype``.
-
-    The model then computes what it will compute after ``save_pretrained(..., weights_dtype)`` and loading,
-    so the error change of half-precision storage can be measured before writing.
-    """
-    storage = storage_dtype(weights_dtype)
-    with torch.no_grad():
-        for tensor in model.state_dict().values():
-            if torch.is_tensor(tensor) and tensor.is_floating_point():
-                tensor.copy_(tensor.to(storage))
 
 
 def build_described_model(config: dict[str, Any], path: Path) -> nn.Module:
@@ -235,10 +203,7 @@ class PretrainedOperator(nn.Module):
             config = read_model_config(folder)
             weights = weights_file(folder, config)
         verify_sha256(weights, config["weights"]["sha256"], str(folder / CONFIG))
-        try:
-            state = load_file(str(weights), device=str(device))
-        except (SafetensorError, OSError) as err:
-            raise DataFormatError(weights, f"not a readable safetensors file ({err})") from None
+        state = read_weights(weights, device)
         model = build_described_model(config, folder / CONFIG)
         _load_weights(model, state, weights, folder / CONFIG)
         operator = cls(model, config, verified=name is not None).to(device)
@@ -264,23 +229,21 @@ class PretrainedOperator(nn.Module):
 
         ``card`` is the model card's text, or a function of the final config that renders it. The folder
         is assembled under a temporary name next to ``folder`` and renamed at the end. ``weights_dtype``
-        (:data:`STORAGE_DTYPES`) stores the real floating-point tensors in half precision (``float16`` or
-        ``bfloat16``) to halve the file; complex tensors stay complex64 (safetensors has no complex half) and
-        integer ones are unchanged. Loading casts them back to the model's dtype, so the loaded model computes
-        with the rounded weights (:func:`round_weights` gives the same model in memory).
+        (``float16`` or ``bfloat16``) stores the floating-point tensors in half precision to halve the file,
+        complex ones as their real and imaginary parts (:mod:`sciml.zoo.weights`); integer ones are
+        unchanged. Loading casts them back to the model's dtype, so the loaded model computes with the
+        rounded weights (:func:`~sciml.zoo.weights.round_weights` gives the same model in memory).
         """
-        storage = storage_dtype(weights_dtype)
+        storage = storage_dtype(weights_dtype)  # a bad name fails before any work
         folder = Path(folder)
         folder.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
         try:
-            state = {
-                key: _stored(value.detach().cpu(), storage).contiguous().clone()
-                for key, value in self.operator.model.state_dict().items()
-                if torch.is_tensor(value)
-            }
-            save_file(
-                state, str(staging / WEIGHTS), metadata={"format": "pt", "sciml_format": str(FORMAT_VERSION)}
+            write_weights(
+                self.operator.model,
+                staging / WEIGHTS,
+                weights_dtype,
+                {"format": "pt", "sciml_format": str(FORMAT_VERSION)},
             )
             config = copy.deepcopy(self.config)
             config["format_version"] = FORMAT_VERSION

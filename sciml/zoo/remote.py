@@ -33,8 +33,6 @@ from types import ModuleType
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file
 
 from sciml.errors import ConfigError, DataFormatError, SciMLError
 from sciml.zoo.card import render_card
@@ -52,6 +50,7 @@ from sciml.zoo.files import (
     write_json_atomic,
 )
 from sciml.zoo.pretrained import PretrainedOperator, _load_weights, build_described_model
+from sciml.zoo.weights import read_weights
 
 logger = logging.getLogger(__name__)
 
@@ -254,10 +253,7 @@ def load_snapshot(
                     hashes_path, "weights not listed", key="files", expected=f"an entry for {weights.name}"
                 )
             verify_sha256(weights, config["weights"]["sha256"], str(copies / CONFIG))
-            try:
-                state = load_file(str(weights), device=str(device))
-            except (SafetensorError, OSError) as err:
-                raise DataFormatError(weights, f"not a readable safetensors file ({err})") from None
+            state = read_weights(weights, device)
             model = build_described_model(config, copies / CONFIG)
             _load_weights(model, state, weights, copies / CONFIG)
         except DataFormatError as err:

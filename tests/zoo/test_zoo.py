@@ -188,8 +188,13 @@ def test_convert_stores_an_entry_in_half_precision_with_the_error_change_measure
     assert config["half_precision"]["rel_l2_stored"] == config["metrics"]["l2"]["mean"]
     tensors = load_file(zoo / "zoo" / "tiny_half" / "model.safetensors")
     kinds = {t.dtype for t in tensors.values() if t.is_floating_point() or t.is_complex()}
-    assert torch.float16 in kinds and torch.float32 not in kinds
-    assert "- weights stored in float16" in (zoo / "zoo" / "tiny_half" / "README.md").read_text()
+    assert torch.float16 in kinds and torch.float32 not in kinds  # complex weights as float16 parts
+    assert not any(t.is_complex() for t in tensors.values())
+    assert config["half_precision"]["complex_as_real"] is True
+    assert (
+        "- weights stored in float16 (complex ones as float16 real and imaginary parts)"
+        in (zoo / "zoo" / "tiny_half" / "README.md").read_text()
+    )
     assert evaluate_main(["zoo:tiny_half"]) == 0  # the card states what the stored weights give
     assert "reproduced" in capsys.readouterr().out
     with pytest.raises(ConfigError, match="stored in float16 already"):
