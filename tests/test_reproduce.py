@@ -228,7 +228,8 @@ def test_zoo_export_of_a_reproduction_states_protocol_and_scale(tmp_path, monkey
     assert config["half_precision"]["rel_l2_stored"] == config["metrics"]["l2"]["mean"]
     assert config["half_precision"]["rel_l2_float32"] == pytest.approx(model.metrics["l2"]["mean"], rel=1e-6)
     card = (half_zoo / "t1_t1_smoke" / "README.md").read_text()
-    assert "- weights stored in float16 (real tensors; complex ones stay complex64)" in card
+    assert config["half_precision"]["complex_as_real"] is False  # T1's weights are all real
+    assert "- weights stored in float16 to keep the zoo small: test rel L2" in card
     with pytest.raises(SystemExit):  # argparse: not a storage precision
         main([*argv, "--zoo-dtype", "float8"])
     assert main([*argv, "--zoo-sides", "T2"]) == 2  # one ConfigError naming the sides

@@ -27,12 +27,14 @@ from sciml.training.rollout import rollout
 
 
 @torch.no_grad()
-def trajectory_rollout_l2(run: Any, steps: int | None = None, batch_statistics: bool = False) -> float:
+def trajectory_rollout_l2(
+    run: Any, steps: int | None = None, batch_statistics: bool = False, batch_size: int | None = None
+) -> float:
     """Mean over the test trajectories of the relative L2 error of the whole ``steps``-step rollout.
 
     ``run`` is a :class:`sciml.train.RestoredRun` of a windowed task; ``steps`` defaults to the run's
-    ``eval.rollout_steps``. Test trajectories go through the model in batches of ``data.batch_size`` (the
-    batches the paper's test loop uses, which matters with ``batch_statistics``).
+    ``eval.rollout_steps``. Test trajectories go through the model in batches of ``batch_size`` (default
+    ``data.batch_size``): the batches the paper's test loop uses, which matters with ``batch_statistics``.
     """
     config, data = run.config, run.data
     t_in, t_out = config.data.t_in, config.data.t_out
@@ -41,8 +43,9 @@ def trajectory_rollout_l2(run: Any, steps: int | None = None, batch_statistics: 
     model = copy.deepcopy(run.model).train() if batch_statistics else run.model.eval()
     indices = [int(i) for i in data.splits["test"]]
     errors = []
-    for start in range(0, len(indices), config.data.batch_size):
-        frames = torch.stack([data.source.read(i) for i in indices[start : start + config.data.batch_size]])
+    batch_size = batch_size or config.data.batch_size
+    for start in range(0, len(indices), batch_size):
+        frames = torch.stack([data.source.read(i) for i in indices[start : start + batch_size]])
         if channels is not None:
             frames = frames[:, :, channels]
         b, _, c = frames.shape[:3]
