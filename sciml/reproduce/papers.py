@@ -418,6 +418,8 @@ def _refiner_claim(summary: dict[str, dict[str, dict[str, Any]]]) -> tuple[str, 
     mean = statistics.fmean(ratios)
     spread = statistics.stdev(ratios) if len(ratios) > 1 else 0.0
     words = f"refined / trained rel L2 = {mean:.3g} ± {spread:.2g} over {len(ratios)} seed(s)"
+    if len(ratios) < 2:
+        words = f"refined / trained rel L2 = {mean:.3g}; one seed: no spread, judged on the single value"
     if mean + spread < 1.0:
         return words, True
     if mean - spread >= 1.0:

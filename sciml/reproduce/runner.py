@@ -439,8 +439,9 @@ def markdown(record: dict[str, Any]) -> str:
         provenance(record, record.get("record", f"{record['paper']}_{record['scale']}.json")),
         "",
         para(
-            f"Scale `{record['scale']}`: {record['scale_note']} Mean ± standard deviation over {seeds} "
-            f"seed{'s' if seeds != 1 else ''} ({', '.join(map(str, record['seeds']))}); training "
+            f"Scale `{record['scale']}`: {record['scale_note']} "
+            + (f"Mean ± standard deviation over {seeds} seeds" if seeds != 1 else "One seed, no spread")
+            + f" ({', '.join(map(str, record['seeds']))}); training "
             f"{record.get('train_minutes_total', 0.0):.0f} min in all, this invocation "
             f"{record['minutes']:.0f} min (runs already finished are reused)."
         ),

@@ -208,8 +208,20 @@ def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
     write_text_atomically(path, json.dumps(payload, indent=2) + "\n")
 
 
+def _usual_permissions(folder: Path) -> None:
+    """Give ``folder`` and its files the permissions of a folder made with ``mkdir`` under the umask (a
+    ``tempfile.mkdtemp`` folder is private, 0700, and safetensors writes its files 0600)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    folder.chmod(0o777 & ~mask)
+    for path in folder.rglob("*"):
+        path.chmod((0o777 if path.is_dir() else 0o666) & ~mask)
+
+
 def replace_folder(staging: Path, target: Path) -> None:
-    """Move a fully written ``staging`` folder to ``target``, replacing an older one only at the end."""
+    """Move a fully written ``staging`` folder to ``target``, replacing an older one only at the end; the
+    result has the umask's usual permissions, as a folder written in place would."""
+    _usual_permissions(staging)
     old = target.with_name(f".{target.name}.old.{uuid.uuid4().hex[:12]}")
     if target.exists():
         os.replace(target, old)

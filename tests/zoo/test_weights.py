@@ -1,6 +1,8 @@
 """Weights files in half precision: complex tensors stored as their real view, restored exactly on load."""
 
 import json
+import os
+import stat
 
 import pytest
 import torch
@@ -95,8 +97,8 @@ def test_a_corrupted_marker_is_one_clear_error(tmp_path, marker, found):
     assert str(path) in message and COMPLEX_KEY in message and found in message
 
 
-def test_from_pretrained_round_trips_a_half_fno_and_refuses_a_corrupted_marker(tmp_path):
-    """The zoo loader goes through read_weights: one DataFormatError naming the file and the key."""
+def _tiny_fno() -> tuple[nn.Module, dict]:
+    """A 1-layer FNO on 8^2 and the config.json fields a pretrained folder needs."""
     config = {
         "model": {"name": "fno", "kwargs": {"modes": 2, "width": 4, "n_layers": 1}},
         "context": {
@@ -110,7 +112,12 @@ def test_from_pretrained_round_trips_a_half_fno_and_refuses_a_corrupted_marker(t
         "dataset": {"path": "flows.h5"},
     }
     context = ModelContext(1, 1, (8, 8), (1.0, 1.0))
-    fno = build_model("fno", config["model"]["kwargs"], context)
+    return build_model("fno", config["model"]["kwargs"], context), config
+
+
+def test_from_pretrained_round_trips_a_half_fno_and_refuses_a_corrupted_marker(tmp_path):
+    """The zoo loader goes through read_weights: one DataFormatError naming the file and the key."""
+    fno, config = _tiny_fno()
     folder = PretrainedOperator(fno, config).save_pretrained(tmp_path / "tiny", weights_dtype="float16")
     weights = folder / "model.safetensors"
     state = load_file(weights)
@@ -127,3 +134,14 @@ def test_from_pretrained_round_trips_a_half_fno_and_refuses_a_corrupted_marker(t
     (folder / "config.json").write_text(json.dumps(saved))
     with pytest.raises(DataFormatError, match=COMPLEX_KEY):
         PretrainedOperator.from_pretrained(path=folder)
+
+
+def test_a_saved_folder_has_the_umask_permissions_not_the_private_staging_ones(tmp_path):
+    fno, config = _tiny_fno()
+    previous = os.umask(0o022)
+    try:
+        folder = PretrainedOperator(fno, config).save_pretrained(tmp_path / "shared", weights_dtype="float16")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o755
+    assert {stat.S_IMODE(p.stat().st_mode) for p in folder.iterdir()} == {0o644}

@@ -17,6 +17,7 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 import sciml.zoo
@@ -24,6 +25,7 @@ from sciml.errors import ConfigError, DataFormatError, SciMLError
 from sciml.evaluate import main as evaluate_main
 from sciml.zoo.files import IntegrityError, sha256_file
 from sciml.zoo.hub import read_manifest, register
+from sciml.zoo.weights import read_weights
 
 SHIPPED = Path(__file__).parents[2] / "models"
 NAME = "fno_ns64"
@@ -51,15 +53,17 @@ def edit_config(folder: Path, edit) -> None:
 def rewrite_weights(folder: Path, scale: float) -> None:
     """Scale every weight of ``folder`` (still a valid model) and record the new hash in its config.json."""
     weights = folder / "model.safetensors"
+    with safe_open(str(weights), "pt") as handle:  # the header (half-precision complex marker) kept
+        metadata = handle.metadata()
     state = {k: v * scale for k, v in load_file(str(weights)).items()}
-    save_file(state, str(weights))
+    save_file(state, str(weights), metadata=metadata)
     edit_config(folder, lambda c: c["weights"].update(sha256=sha256_file(weights)))
 
 
 def same_weights(model: sciml.zoo.PretrainedOperator, weights: Path) -> bool:
-    reference = load_file(str(weights))
+    reference = read_weights(weights)  # complex ones stored as float16 parts made complex again
     state = model.operator.model.state_dict()
-    return all(torch.equal(state[k], v) for k, v in reference.items())
+    return all(torch.equal(state[k], v.to(state[k].dtype)) for k, v in reference.items())
 
 
 def test_a_zoo_name_is_verified_against_the_manifest(zoo_copy):
