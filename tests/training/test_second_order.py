@@ -4,6 +4,7 @@ exact resume, DDP 2 processes == 1, and every family trained by ``sciml.train`` 
 
 import importlib.util
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -407,7 +408,11 @@ def test_benchmark_quick_mode_writes_its_record_and_learning_curves(tmp_path, lo
     assert out.with_suffix(".png").stat().st_size > 0
     (family,) = record["families"]
     cost = family["step_cost"]
-    assert cost["adahessian"] > 1 and cost["sophia_refresh"] > cost["sophia_plain"]
+    # timings: only what no load can flip (which step is slower is a benchmark's finding, not a test's)
+    ratios = ("adahessian", "sophia_refresh", "sophia_plain")
+    assert all(math.isfinite(cost[k]) and cost[k] > 0 for k in (*ratios, "adamw_step_ms"))
+    low, high = sorted((cost["sophia_refresh"], cost["sophia_plain"]))
+    assert low <= cost["sophia_amortized"] <= high  # (refresh + (k - 1) plain) / k lies between them
     for name in ("adamw", "adahessian", "sophia"):
         curve = family["runs"][0]["curves"][name]
         assert len(curve["step"]) == len(curve["seconds"]) == len(curve["test_l2"]) == family["epochs"] + 1
