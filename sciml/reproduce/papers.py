@@ -417,8 +417,9 @@ def _refiner_claim(summary: dict[str, dict[str, dict[str, Any]]]) -> tuple[str, 
     ratios = [a / b for a, b in zip(entry["l2_after"]["values"], entry["l2_before"]["values"], strict=True)]
     mean = statistics.fmean(ratios)
     spread = statistics.stdev(ratios) if len(ratios) > 1 else 0.0
-    words = f"refined / trained rel L2 = {mean:.3g} ± {spread:.2g} over {len(ratios)} seed(s)"
-    if len(ratios) < 2:
+    if len(ratios) > 1:
+        words = f"refined / trained rel L2 = {mean:.3g} ± {spread:.2g} over {len(ratios)} seed(s)"
+    else:
         words = f"refined / trained rel L2 = {mean:.3g}; one seed: no spread, judged on the single value"
     if mean + spread < 1.0:
         return words, True

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 
 from sciml.errors import ConfigError, DataFormatError
@@ -84,13 +84,8 @@ def write_weights(model: nn.Module, path: Path, weights_dtype: str, metadata: di
     save_file(state, str(path), metadata=header)
 
 
-def _complex_names(path: Path) -> list[str]:
-    """The tensors that :data:`COMPLEX_KEY` names in the file's header (``[]`` without the key)."""
-    try:
-        with safe_open(str(path), "pt") as handle:
-            header = handle.metadata() or {}
-    except (SafetensorError, OSError) as err:
-        raise DataFormatError(path, f"not a readable safetensors file ({err})") from None
+def _complex_names(path: Path, header: dict[str, str]) -> list[str]:
+    """The tensors that :data:`COMPLEX_KEY` names in the file's ``header`` (``[]`` without the key)."""
     text = header.get(COMPLEX_KEY)
     if text is None:
         return []
@@ -115,11 +110,13 @@ def read_weights(path: Path, device: str | torch.device = "cpu") -> dict[str, to
     A malformed :data:`COMPLEX_KEY`, or one naming a tensor that is absent or not a real view (floating
     point, last dimension 2), raises one :class:`DataFormatError` naming the file, the key and the tensor.
     """
-    names = _complex_names(path)
-    try:
-        state = load_file(str(path), device=str(device))
+    try:  # one opening for the header and the tensors
+        with safe_open(str(path), "pt", device=str(device)) as handle:
+            header = handle.metadata() or {}
+            state = {key: handle.get_tensor(key) for key in handle.keys()}
     except (SafetensorError, OSError) as err:
         raise DataFormatError(path, f"not a readable safetensors file ({err})") from None
+    names = _complex_names(path, header)
     for name in names:
         tensor = state.get(name)
         if tensor is None or not tensor.is_floating_point() or tensor.ndim == 0 or tensor.shape[-1] != 2:
