@@ -113,7 +113,7 @@ def read_weights(path: Path, device: str | torch.device = "cpu") -> dict[str, to
     try:  # one opening for the header and the tensors
         with safe_open(str(path), "pt", device=str(device)) as handle:
             header = handle.metadata() or {}
-            state = {key: handle.get_tensor(key) for key in handle.keys()}
+            state = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 (a handle, not a dict)
     except (SafetensorError, OSError) as err:
         raise DataFormatError(path, f"not a readable safetensors file ({err})") from None
     names = _complex_names(path, header)
