@@ -277,3 +277,46 @@ def test_a_side_two_comparisons_share_is_trained_once(tmp_path, monkeypatch, cap
     assert saved["data"]["recipe"] == str(root / "mg_tfno" / "smoke" / "recipe.yaml")  # its own work's recipe
     # the MG sides were trained (no equal run anywhere)
     assert (root / "mg_tfno" / "smoke" / "MG-TFNO_1_level" / "seed0" / "report" / "metrics.json").exists()
+
+
+def test_seeds_run_in_separate_calls_share_one_work_and_add_up(tmp_path, monkeypatch, caplog):
+    # --only-seeds: shards of one reproduction (e.g. a process per core), then a last call reuses them all
+    monkeypatch.chdir(tmp_path)
+    work = tmp_path / "work"
+    shard = tmp_path / "shard.json"
+    assert main(["t1", "--quick", "--work", str(work), "--only-seeds", "3", "--out", str(shard)]) == 0
+    assert json.loads(shard.read_text())["seeds"] == [3]
+    assert (work / "T1" / "seed3" / "report" / "metrics.json").exists()
+    assert not (work / "T1" / "seed0").exists()
+    out = tmp_path / "all.json"
+    with caplog.at_level("INFO", logger="sciml.reproduce"):
+        assert main(["t1", "--quick", "--work", str(work), "--only-seeds", "0,3", "--out", str(out)]) == 0
+    assert f"reusing the finished run {work / 'T1' / 'seed3'}" in caplog.text
+    record = json.loads(out.read_text())
+    assert record["seeds"] == [0, 3]
+    first = json.loads(shard.read_text())["summary"]["T1"]["test_l2"]["values"]
+    assert record["summary"]["T1"]["test_l2"]["values"][1] == first[0]  # seed 3's run, not trained again
+    assert len(record["summary"]["FNO"]["params"]["values"]) == 2
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        ["--only-seeds", "1,1"],
+        ["--only-seeds", "-1"],
+        ["--only-seeds", "a"],
+        ["--seeds", "1", "--only-seeds", "2"],
+    ],
+)
+def test_bad_seed_lists_are_refused_before_anything_runs(arguments, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["t1", "--quick", "--work", str(tmp_path / "work"), *arguments])
+    assert exit_info.value.code == 2 and not (tmp_path / "work").exists()
+    assert "seeds" in capsys.readouterr().err
+
+
+def test_reproduce_refuses_repeated_seeds_in_a_list(tmp_path):
+    from sciml.reproduce.runner import reproduce
+
+    with pytest.raises(ConfigError, match=r"seeds \[1, 1\]"):
+        reproduce(PAPERS["t1"], "smoke", tmp_path, seeds=[1, 1])

@@ -4,11 +4,13 @@ Trains the paper's comparison at the scale, then writes the record (``--out``, d
 ``runs/reproduce/<paper>/<scale>/<paper>_<scale>.json``) with the table (``.md``) and the learning curves
 (``.png``) beside it; runs are kept in ``--work`` and reused, so an interrupted reproduction continues.
 ``--fresh`` removes the work folder first; ``--quick`` is ``--scale smoke``; ``--zoo [FOLDER]`` exports the
-first seed of every side to the zoo (or to FOLDER) as ``<paper>_<side>_<scale>`` (``--zoo-sides`` picks
-sides, ``--zoo-dtype float16`` halves the files of real weights; the card gives the error change).
-``--width-factor F`` multiplies every side's widths by F instead of the scale's factor (its own ``--work``).
-``python -m sciml.reproduce list`` names the papers. Runs of one side live in ``WORK/<side>/seed<k>/`` (spaces
-in a side's name become underscores).
+first seed of every side to the zoo (or to FOLDER) as ``<paper>_<side>_<scale>`` (``--zoo-sides`` picks sides,
+``--zoo-dtype float16`` halves the files of real weights; the card gives the error change). ``--width-factor
+F`` multiplies every side's widths by F instead of the scale's factor (its own ``--work``). ``--only-seeds 2``
+(or ``0,2``) runs those seeds instead of the scale's, so that seeds can train in parallel processes sharing
+one ``--work`` (e.g. one a core, ``OMP_NUM_THREADS=1``); a last call without it reuses every finished run and
+writes the whole record. ``python -m sciml.reproduce list`` names the papers. Runs of one side live in
+``WORK/<side>/seed<k>/`` (spaces in a side's name become underscores).
 """
 
 from __future__ import annotations
@@ -31,6 +33,17 @@ __all__ = ["main", "markdown"]  # the benchmark registry renders the records wit
 logger = logging.getLogger("sciml.reproduce")
 
 
+def _seed_list(text: str) -> list[int]:
+    """``"0,2"`` -> ``[0, 2]``: distinct non-negative integers (argparse reports a bad value)."""
+    try:
+        seeds = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated integers, e.g. 0,2") from None
+    if any(seed < 0 for seed in seeds) or len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected distinct non-negative seeds")
+    return seeds
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
     parser = argparse.ArgumentParser(
@@ -40,6 +53,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", choices=SCALES, default="smoke", help="smoke (seconds), cpu, paper")
     parser.add_argument("--quick", action="store_true", help="the smoke scale (as every benchmark's --quick)")
     parser.add_argument("--seeds", type=int, help="only the first N seeds of the scale")
+    parser.add_argument(
+        "--only-seeds",
+        type=_seed_list,
+        help="comma-separated seeds to run instead of the scale's (parallel shards of one --work)",
+    )
     parser.add_argument("--work", help="folder of the runs (default runs/reproduce/<paper>/<scale>)")
     parser.add_argument("--out", help="the JSON record (table .md and figure .png beside it)")
     parser.add_argument("--fresh", action="store_true", help="remove the work folder first")
@@ -67,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stdout)
     if args.quick:
         args.scale = "smoke"
+    if args.seeds is not None and args.only_seeds is not None:
+        parser.error("--seeds (the first N of the scale's) and --only-seeds (these seeds) exclude each other")
     if args.paper == "list":
         for paper in PAPERS.values():
             print(f"{paper.name:10s} {paper.title}  (scales: {', '.join(paper.scales)})")
@@ -86,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
             args.scale,
             work,
             Path(args.out) if args.out else None,
-            args.seeds,
+            args.only_seeds if args.only_seeds is not None else args.seeds,
             command,
             zoo,
             zoo_dtype=args.zoo_dtype,

@@ -212,7 +212,7 @@ def reproduce(
     scale_name: str,
     work: Path,
     out: Path | None = None,
-    seeds: int | None = None,
+    seeds: int | Sequence[int] | None = None,
     command: str | None = None,
     zoo: Path | None = None,
     zoo_test_trajectories: int = 20,
@@ -228,7 +228,8 @@ def reproduce(
     exported there as ``<paper>_<side>_<scale>`` (:func:`export_to_zoo`; only the sides named in
     ``zoo_sides`` when given, with the real weights stored in ``zoo_dtype``). ``width_factor`` replaces the
     scale's factor on every side's widths (1: the papers' widths), equally for all sides, and is named in the
-    table's scale note; keep such runs in their own ``work`` folder. Returns the record.
+    table's scale note; keep such runs in their own ``work`` folder. ``seeds`` as a list runs exactly those
+    seeds instead (processes running disjoint lists can share ``work``). Returns the record.
     """
     if zoo_sides is not None:
         labels = [side.label for side in paper.sides]
@@ -240,7 +241,14 @@ def reproduce(
             f"reproduce {paper.name}: unknown scale {scale_name!r}; known: {list(paper.scales)}"
         )
     scale = with_width_factor(paper.scales[scale_name], width_factor)
-    chosen = scale.seeds[:seeds] if seeds else scale.seeds
+    if isinstance(seeds, int) or seeds is None:
+        chosen = tuple(scale.seeds[:seeds] if seeds else scale.seeds)
+    elif not seeds or len(set(seeds)) != len(seeds) or any(int(s) < 0 for s in seeds):
+        raise ConfigError(
+            f"reproduce {paper.name}: seeds {list(seeds)}: expected distinct non-negative seeds"
+        )
+    else:
+        chosen = tuple(int(s) for s in seeds)
     work.mkdir(parents=True, exist_ok=True)
     recipe = scaled_recipe(paper, scale, work)
     start = time.perf_counter()
