@@ -320,3 +320,23 @@ def test_reproduce_refuses_repeated_seeds_in_a_list(tmp_path):
 
     with pytest.raises(ConfigError, match=r"seeds \[1, 1\]"):
         reproduce(PAPERS["t1"], "smoke", tmp_path, seeds=[1, 1])
+
+
+def test_trajectories_option_changes_the_data_of_every_side_alike_and_says_so(tmp_path):
+    from sciml.reproduce.runner import scaled_recipe, with_trajectories
+
+    paper = PAPERS["t1"]
+    scale = paper.scales["cpu"]
+    assert with_trajectories(scale, None) is scale
+    assert with_trajectories(scale, scale.recipe["n_trajectories"]) is scale
+    more = with_trajectories(scale, 600)
+    assert more.recipe["n_trajectories"] == 600 and scale.recipe["n_trajectories"] == 200  # a copy
+    assert more.recipe["solver"] == scale.recipe["solver"] and more.note.startswith(scale.note)
+    assert "--trajectories 600" in more.note and "instead of the scale's 200" in more.note
+    recipe = yaml.safe_load(scaled_recipe(paper, more, tmp_path).read_text())
+    assert recipe["n_trajectories"] == 600 and recipe["solver"]["resolution"] == 64
+    paper_scale = with_trajectories(paper.scales["paper"], 50)  # the paper's recipe, fewer trajectories
+    assert paper_scale.recipe == {"n_trajectories": 50} and "the recipe's count" in paper_scale.note
+    for bad in (1, 0, -3):
+        with pytest.raises(ConfigError, match="trajectories"):
+            with_trajectories(scale, bad)

@@ -6,7 +6,8 @@ Trains the paper's comparison at the scale, then writes the record (``--out``, d
 ``--fresh`` removes the work folder first; ``--quick`` is ``--scale smoke``; ``--zoo [FOLDER]`` exports the
 first seed of every side to the zoo (or to FOLDER) as ``<paper>_<side>_<scale>`` (``--zoo-sides`` picks sides,
 ``--zoo-dtype float16`` halves the files of real weights; the card gives the error change). ``--width-factor
-F`` multiplies every side's widths by F instead of the scale's factor (its own ``--work``). ``--only-seeds 2``
+F`` multiplies every side's widths by F instead of the scale's factor (its own ``--work``); ``--trajectories
+N`` generates N trajectories instead of the scale's (its own ``--work`` too). ``--only-seeds 2``
 (or ``0,2``) runs those seeds instead of the scale's, so that seeds can train in parallel processes sharing
 one ``--work`` (e.g. one a core, ``OMP_NUM_THREADS=1``); a last call without it reuses every finished run and
 writes the whole record. ``python -m sciml.reproduce list`` names the papers. Runs of one side live in
@@ -81,6 +82,11 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         help="every side's widths x this instead of the scale's factor (1: the papers' widths)",
     )
+    parser.add_argument(
+        "--trajectories",
+        type=int,
+        help="trajectories in the data recipe instead of the scale's, for every side (its own --work)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stdout)
     if args.quick:
@@ -112,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
             zoo_dtype=args.zoo_dtype,
             zoo_sides=[s.strip() for s in args.zoo_sides.split(",")] if args.zoo_sides else None,
             width_factor=args.width_factor,
+            trajectories=args.trajectories,
         )
     except SciMLError as err:
         logger.error("%s", err)

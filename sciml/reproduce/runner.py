@@ -219,6 +219,7 @@ def reproduce(
     zoo_dtype: str = "float32",
     zoo_sides: Sequence[str] | None = None,
     width_factor: float | None = None,
+    trajectories: int | None = None,
 ) -> dict[str, Any]:
     """Train and measure ``paper``'s comparison at ``scale_name``; write the record, table and PNG.
 
@@ -228,8 +229,9 @@ def reproduce(
     exported there as ``<paper>_<side>_<scale>`` (:func:`export_to_zoo`; only the sides named in
     ``zoo_sides`` when given, with the real weights stored in ``zoo_dtype``). ``width_factor`` replaces the
     scale's factor on every side's widths (1: the papers' widths), equally for all sides, and is named in the
-    table's scale note; keep such runs in their own ``work`` folder. ``seeds`` as a list runs exactly those
-    seeds instead (processes running disjoint lists can share ``work``). Returns the record.
+    table's scale note; keep such runs in their own ``work`` folder, as those of ``trajectories`` (the data
+    recipe's number of trajectories instead of the scale's, for every side). ``seeds`` as a list runs
+    exactly those seeds instead (processes running disjoint lists can share ``work``). Returns the record.
     """
     if zoo_sides is not None:
         labels = [side.label for side in paper.sides]
@@ -240,7 +242,7 @@ def reproduce(
         raise ConfigError(
             f"reproduce {paper.name}: unknown scale {scale_name!r}; known: {list(paper.scales)}"
         )
-    scale = with_width_factor(paper.scales[scale_name], width_factor)
+    scale = with_trajectories(with_width_factor(paper.scales[scale_name], width_factor), trajectories)
     if isinstance(seeds, int) or seeds is None:
         chosen = tuple(scale.seeds[:seeds] if seeds else scale.seeds)
     elif not seeds or len(set(seeds)) != len(seeds) or any(int(s) < 0 for s in seeds):
@@ -348,6 +350,24 @@ def with_width_factor(scale: Scale, factor: float | None) -> Scale:
         f"scale's own factor is {scale.width_factor:g})."
     )
     return dataclasses.replace(scale, width_factor=factor, note=note.strip())
+
+
+def with_trajectories(scale: Scale, count: int | None) -> Scale:
+    """``scale`` with ``count`` trajectories in the data recipe instead of the scale's (``None`` or the same
+    count: unchanged), for every side alike; the train / test fractions stay the configs', and the note
+    says so."""
+    if count is None or count == scale.recipe.get("n_trajectories"):
+        return scale
+    if isinstance(count, bool) or not isinstance(count, int) or count < 2:
+        raise ConfigError(f"trajectories: {count!r} is not an integer >= 2 (a train and a test trajectory)")
+    before = scale.recipe.get("n_trajectories")
+    instead = f"the scale's {before}" if before is not None else "the recipe's count"
+    note = (
+        f"{scale.note} {count} trajectories for every side instead of {instead} (--trajectories {count}; "
+        "the same train / test fractions)."
+    )
+    recipe = merge(scale.recipe, {"n_trajectories": count})
+    return dataclasses.replace(scale, recipe=recipe, note=note.strip())
 
 
 def zoo_name(paper: Paper, side: Side, scale: Scale) -> str:
