@@ -306,6 +306,8 @@ def test_seeds_run_in_separate_calls_share_one_work_and_add_up(tmp_path, monkeyp
         ["--only-seeds", "-1"],
         ["--only-seeds", "a"],
         ["--seeds", "1", "--only-seeds", "2"],
+        ["--seeds", "0"],  # was read as "every seed"
+        ["--seeds", "two"],
     ],
 )
 def test_bad_seed_lists_are_refused_before_anything_runs(arguments, tmp_path, capsys):
@@ -315,11 +317,13 @@ def test_bad_seed_lists_are_refused_before_anything_runs(arguments, tmp_path, ca
     assert "seeds" in capsys.readouterr().err
 
 
-def test_reproduce_refuses_repeated_seeds_in_a_list(tmp_path):
+def test_reproduce_refuses_repeated_seeds_and_a_count_of_none(tmp_path):
     from sciml.reproduce.runner import reproduce
 
     with pytest.raises(ConfigError, match=r"seeds \[1, 1\]"):
         reproduce(PAPERS["t1"], "smoke", tmp_path, seeds=[1, 1])
+    with pytest.raises(ConfigError, match="seeds=0"):
+        reproduce(PAPERS["t1"], "smoke", tmp_path, seeds=0)
 
 
 def test_trajectories_option_changes_the_data_of_every_side_alike_and_says_so(tmp_path):

@@ -34,6 +34,17 @@ __all__ = ["main", "markdown"]  # the benchmark registry renders the records wit
 logger = logging.getLogger("sciml.reproduce")
 
 
+def _positive(text: str) -> int:
+    """``--seeds N``: a count of at least 1 (argparse reports a bad value)."""
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a number of seeds >= 1")
+    return count
+
+
 def _seed_list(text: str) -> list[int]:
     """``"0,2"`` -> ``[0, 2]``: distinct non-negative integers (argparse reports a bad value)."""
     try:
@@ -53,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("paper", choices=[*PAPERS, "list"], help="the paper's comparison, or 'list'")
     parser.add_argument("--scale", choices=SCALES, default="smoke", help="smoke (seconds), cpu, paper")
     parser.add_argument("--quick", action="store_true", help="the smoke scale (as every benchmark's --quick)")
-    parser.add_argument("--seeds", type=int, help="only the first N seeds of the scale")
+    parser.add_argument("--seeds", type=_positive, help="only the first N seeds of the scale")
     parser.add_argument(
         "--only-seeds",
         type=_seed_list,

@@ -243,8 +243,12 @@ def reproduce(
             f"reproduce {paper.name}: unknown scale {scale_name!r}; known: {list(paper.scales)}"
         )
     scale = with_trajectories(with_width_factor(paper.scales[scale_name], width_factor), trajectories)
-    if isinstance(seeds, int) or seeds is None:
-        chosen = tuple(scale.seeds[:seeds] if seeds else scale.seeds)
+    if seeds is None:
+        chosen = tuple(scale.seeds)
+    elif isinstance(seeds, int):
+        if seeds < 1:
+            raise ConfigError(f"reproduce {paper.name}: seeds={seeds}: expected a number of seeds >= 1")
+        chosen = tuple(scale.seeds[:seeds])
     elif not seeds or len(set(seeds)) != len(seeds) or any(int(s) < 0 for s in seeds):
         raise ConfigError(
             f"reproduce {paper.name}: seeds {list(seeds)}: expected distinct non-negative seeds"
