@@ -299,22 +299,33 @@ def test_seeds_run_in_separate_calls_share_one_work_and_add_up(tmp_path, monkeyp
     assert len(record["summary"]["FNO"]["params"]["values"]) == 2
 
 
-@pytest.mark.parametrize(
-    "arguments",
-    [
-        ["--only-seeds", "1,1"],
-        ["--only-seeds", "-1"],
-        ["--only-seeds", "a"],
-        ["--seeds", "1", "--only-seeds", "2"],
-        ["--seeds", "0"],  # was read as "every seed"
-        ["--seeds", "two"],
-    ],
-)
-def test_bad_seed_lists_are_refused_before_anything_runs(arguments, tmp_path, capsys):
+@pytest.mark.parametrize("arguments", [["--only-seeds", "a"], ["--only-seeds", "1,"], ["--seeds", "two"]])
+def test_seed_options_that_are_no_integers_are_refused_by_the_parser(arguments, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["t1", "--quick", "--work", str(tmp_path / "work"), *arguments])
     assert exit_info.value.code == 2 and not (tmp_path / "work").exists()
     assert "seeds" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--only-seeds", "1,1"], "seeds [1, 1]: expected distinct non-negative seeds"),
+        (["--only-seeds", "-1"], "seeds [-1]: expected distinct non-negative seeds"),
+        (["--seeds", "0"], "seeds=0: expected a number of seeds >= 1"),  # was read as "every seed"
+        (["--trajectories", "1"], "trajectories: 1 is not an integer >= 2"),
+    ],
+)
+def test_bad_seeds_and_counts_are_one_error_before_anything_runs(arguments, message, tmp_path, caplog):
+    with caplog.at_level("ERROR", logger="sciml.reproduce"):
+        assert main(["t1", "--quick", "--work", str(tmp_path / "work"), *arguments]) == 2
+    assert message in caplog.text and not (tmp_path / "work").exists()
+
+
+def test_seeds_and_only_seeds_exclude_each_other(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["t1", "--quick", "--work", str(tmp_path / "work"), "--seeds", "1", "--only-seeds", "2"])
+    assert exit_info.value.code == 2 and "exclude each other" in capsys.readouterr().err
 
 
 def test_reproduce_refuses_repeated_seeds_and_a_count_of_none(tmp_path):

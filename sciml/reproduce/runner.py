@@ -243,18 +243,7 @@ def reproduce(
             f"reproduce {paper.name}: unknown scale {scale_name!r}; known: {list(paper.scales)}"
         )
     scale = with_trajectories(with_width_factor(paper.scales[scale_name], width_factor), trajectories)
-    if seeds is None:
-        chosen = tuple(scale.seeds)
-    elif isinstance(seeds, int):
-        if seeds < 1:
-            raise ConfigError(f"reproduce {paper.name}: seeds={seeds}: expected a number of seeds >= 1")
-        chosen = tuple(scale.seeds[:seeds])
-    elif not seeds or len(set(seeds)) != len(seeds) or any(int(s) < 0 for s in seeds):
-        raise ConfigError(
-            f"reproduce {paper.name}: seeds {list(seeds)}: expected distinct non-negative seeds"
-        )
-    else:
-        chosen = tuple(int(s) for s in seeds)
+    chosen = chosen_seeds(paper.name, scale, seeds)
     work.mkdir(parents=True, exist_ok=True)
     recipe = scaled_recipe(paper, scale, work)
     start = time.perf_counter()
@@ -340,6 +329,22 @@ def reproduce(
     plot_curves(record, out.with_suffix(".png"))
     logger.info("%s %s: %.1f min, record %s", paper.name, scale.name, record["minutes"], out)
     return record
+
+
+def chosen_seeds(paper_name: str, scale: Scale, seeds: int | Sequence[int] | None) -> tuple[int, ...]:
+    """The seeds to run: the scale's (``None``), its first ``seeds`` (a count >= 1), or exactly the given
+    list (distinct, non-negative); anything else is a :class:`ConfigError`."""
+    if seeds is None:
+        return tuple(scale.seeds)
+    if isinstance(seeds, int):
+        if seeds < 1:
+            raise ConfigError(f"reproduce {paper_name}: seeds={seeds}: expected a number of seeds >= 1")
+        return tuple(scale.seeds[:seeds])
+    if not seeds or len(set(seeds)) != len(seeds) or any(seed < 0 for seed in seeds):
+        raise ConfigError(
+            f"reproduce {paper_name}: seeds {list(seeds)}: expected distinct non-negative seeds"
+        )
+    return tuple(seeds)
 
 
 def with_width_factor(scale: Scale, factor: float | None) -> Scale:
